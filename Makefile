@@ -1,0 +1,77 @@
+# rlviz: two commands on a fresh machine (Python 3.11, pip and venv):
+#   make lab    set up .venv if needed, then open the notebooks in JupyterLab
+#   make test   set up .venv if needed, then lint, unit tests, every notebook under nbval,
+#               and the browser tests when a Chromium is available (required when CI=true)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Re-install whenever pyproject.toml changes.
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup lab test lint unit nbval test-browser browser-deps notebooks bench clean help
+
+help:
+	@echo "make lab           open the notebooks in JupyterLab (sets up .venv first)"
+	@echo "make test          lint + unit tests + notebooks under nbval + browser tests"
+	@echo "make test-browser  the browser tests alone (installs Debian's chromium if missing)"
+	@echo "make notebooks     re-execute every notebook in place (the notebook policy)"
+	@echo "make bench         print the performance report"
+	@echo "make lint          ruff on the package, tests and notebooks"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[notebooks,test,browser]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+
+lint: setup
+	$(BIN)/ruff check rlviz tests benchmarks tools notebooks
+
+unit: setup
+	$(BIN)/python -m pytest tests --ignore=tests/browser -q
+
+nbval: setup
+	$(BIN)/python -m pytest --nbval-lax notebooks -q -p no:randomly
+
+test: lint unit nbval
+	@$(MAKE) --no-print-directory browser-if-available
+
+# Browser tests: required under CI, otherwise run when a Chromium is there.
+browser-if-available: setup
+	@if [ "$${CI:-}" = "true" ]; then \
+		$(MAKE) --no-print-directory test-browser; \
+	elif [ -x /usr/bin/chromium ]; then \
+		$(MAKE) --no-print-directory test-browser-run; \
+	else \
+		echo "SKIPPING the browser tests: no /usr/bin/chromium here (make test-browser installs it)."; \
+	fi
+
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if command -v apt-get >/dev/null && grep -qi debian /etc/os-release; then \
+			echo "Installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "The browser tests need Chromium at /usr/bin/chromium (on Debian: apt-get install chromium)."; \
+			exit 1; \
+		fi; \
+	fi
+
+test-browser: setup browser-deps test-browser-run
+
+test-browser-run: setup
+	$(BIN)/python -m pytest tests/browser -q
+
+notebooks: setup
+	$(BIN)/python tools/nbtool.py execute notebooks/*.ipynb
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache
