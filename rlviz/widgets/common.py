@@ -1,0 +1,198 @@
+"""The panel base class every slider panel is built on, and the panel registry.
+
+A panel is: controls (ipywidgets sliders, dropdowns, toggles), one matplotlib figure
+created once whose artists are updated in place, rendered to a PNG ``ipywidgets.Image``,
+and an HTML readout of the numbers the update computed (also kept in ``panel.values``
+for tests). Observers fire synchronously, so tests can set ``slider.value`` without a
+kernel and read ``panel.values``.
+
+Why a PNG image rather than an interactive canvas: it renders the same in JupyterLab,
+VS Code and Colab, needs no extra front-end extension, and costs one Agg render per move.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import time
+import traceback
+from typing import Callable, Mapping
+
+import ipywidgets as widgets
+import matplotlib
+
+matplotlib.use("Agg", force=False)  # no-op inside Jupyter, where a backend is already set
+from matplotlib.figure import Figure  # noqa: E402
+
+# name -> (factory, notebook) ; filled by @register_panel, read by tests and benchmarks
+PANEL_REGISTRY: dict[str, tuple[Callable[[], "Panel"], str]] = {}
+
+
+def register_panel(name: str, notebook: str):
+    """Decorator for panel factories: ``@register_panel("clipping", notebook="03")``."""
+
+    def decorate(factory):
+        if name in PANEL_REGISTRY:
+            raise ValueError(f"panel name {name!r} is registered twice")
+        PANEL_REGISTRY[name] = (factory, notebook)
+        return factory
+
+    return decorate
+
+
+def render_png(fig: Figure, dpi: float | None = None) -> bytes:
+    """Render a figure to PNG bytes with the Agg canvas (no pyplot state involved)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi or fig.dpi)
+    return buffer.getvalue()
+
+
+def format_number(value) -> str:
+    """Numbers for the readout: 4 significant digits, booleans and text as they are."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return html.escape(str(value))
+    if value == 0 or math.isfinite(value) and 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+class Panel:
+    """Controls + figure + readout, wired together.
+
+    controls:   name -> ipywidgets control with a ``value`` trait
+    figure:     a ``matplotlib.figure.Figure`` created once by the factory
+    update:     ``update(**params) -> dict`` updates the figure's artists in place for the
+                control values ``params`` and returns the numbers to show (name -> number)
+    run_button: if True, changing a control does nothing until "Run" is clicked
+                (for updates that take more than a fraction of a second)
+    """
+
+    def __init__(
+        self,
+        title: str,
+        controls: Mapping[str, widgets.Widget],
+        figure: Figure,
+        update: Callable[..., dict],
+        run_button: bool = False,
+        description: str = "",
+    ):
+        self.title = title
+        self.controls = dict(controls)
+        self.figure = figure
+        self._update = update
+        self.values: dict = {}
+        self.errors: list[BaseException] = []
+        self.update_seconds: list[float] = []  # compute + redraw time of each refresh
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.readout = widgets.HTML(layout=widgets.Layout(min_width="16em"))
+        self.error_area = widgets.Output()
+        self.run_button = None
+        if run_button:
+            self.run_button = widgets.Button(description="Run", button_style="primary",
+                                             icon="play")
+            self.run_button.on_click(lambda _button: self._safe_refresh())
+        else:
+            for control in self.controls.values():
+                control.observe(self._on_change, names="value")
+        header = f"<b>{html.escape(title)}</b>"
+        if description:
+            header += f"<br><span style='font-size:90%'>{html.escape(description)}</span>"
+        control_box = list(self.controls.values())
+        if self.run_button is not None:
+            control_box.append(self.run_button)
+        self.widget = widgets.VBox(
+            [
+                widgets.HTML(header),
+                widgets.HBox([widgets.VBox(control_box), self.readout]),
+                self.image,
+                self.error_area,
+            ],
+            layout=widgets.Layout(border="1px solid #ddd", padding="6px"),
+        )
+        self.widget.add_class("rlviz-panel")
+        self.refresh()
+
+    # -- reading and setting controls ------------------------------------------------
+    def params(self) -> dict:
+        """The current control values, name -> value."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def set(self, **values) -> dict:
+        """Set several controls, then refresh once; returns ``panel.values``."""
+        unknown = sorted(set(values) - set(self.controls))
+        if unknown:
+            raise ValueError(f"unknown control(s) {unknown}; this panel has {sorted(self.controls)}")
+        with self._paused():
+            for name, value in values.items():
+                self.controls[name].value = value
+        return self.refresh()
+
+    def click_run(self) -> dict:
+        """What a click on the Run button does (for tests and benchmarks)."""
+        return self.refresh()
+
+    # -- updating ----------------------------------------------------------------------
+    def refresh(self) -> dict:
+        """Recompute and redraw for the current control values; returns ``self.values``."""
+        start = time.perf_counter()
+        numbers = self._update(**self.params())
+        self.image.value = render_png(self.figure)
+        self.update_seconds.append(time.perf_counter() - start)
+        self.values = dict(numbers or {})
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td style='text-align:right;"
+            f"font-family:monospace'>{format_number(v)}</td></tr>"
+            for k, v in self.values.items()
+        )
+        self.readout.value = f"<table class='rlviz-readout'>{rows}</table>"
+        return self.values
+
+    def _safe_refresh(self):
+        """Refresh; on error show the traceback in the panel, record it, and re-raise so
+        the kernel (and nbval) sees it too."""
+        self.error_area.clear_output()
+        try:
+            self.refresh()
+        except Exception as error:  # surfaced, never swallowed
+            self.errors.append(error)
+            with self.error_area:
+                print(traceback.format_exc())
+            raise
+
+    def _on_change(self, change):
+        if not getattr(self, "_is_paused", False):
+            self._safe_refresh()
+
+    class _Pause:
+        def __init__(self, panel):
+            self.panel = panel
+
+        def __enter__(self):
+            self.panel._is_paused = True
+
+        def __exit__(self, *exc):
+            self.panel._is_paused = False
+
+    def _paused(self):
+        return Panel._Pause(self)
+
+    # -- display ---------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self):
+        return f"<rlviz Panel {self.title!r}: controls {list(self.controls)}>"
+
+
+def slider(description: str, value, min, max, step, readout_format: str | None = None,
+           continuous_update: bool = True):
+    """A labelled FloatSlider (or IntSlider when all numbers are ints)."""
+    kind = widgets.IntSlider if all(isinstance(v, int) for v in (value, min, max, step)) \
+        else widgets.FloatSlider
+    kwargs = dict(description=description, value=value, min=min, max=max, step=step,
+                  continuous_update=continuous_update, style={"description_width": "initial"},
+                  layout=widgets.Layout(width="22em"))
+    if readout_format and kind is widgets.FloatSlider:
+        kwargs["readout_format"] = readout_format
+    return kind(**kwargs)
