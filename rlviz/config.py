@@ -22,10 +22,13 @@ class Config:
       algorithms ``"ppo"`` and ``"grpo"`` only.
     * The fields after ``device`` default to ``None``, meaning "use the default of the
       algorithm named by ``algo``" (see ``LOSS_FN_REGISTRY[algo].defaults``). Setting one
-      overrides that default for whichever algorithm runs. So changing only ``cfg.algo``
+      overrides that default for whichever family algorithm runs (the demo's two keep
+      their own knobs and ignore these). So changing only ``cfg.algo``
       to ``"gspo"`` gives GSPO its own 3e-4 / 4e-4 clip range, and
-      ``cfg.eps_low = 1e-3`` still overrides it. ``cfg.hparams()`` shows the values
-      that will be used.
+      ``cfg.eps_low = 1e-3`` still overrides it (setting only ``eps_low`` sets both
+      sides). ``cfg.hparams()`` shows the values that will be used.
+    * ``vf_coef`` and ``ent_coef`` weight the value loss and the entropy bonus of the
+      critic algorithm ``"ppo_gae"`` (the demo declares them but never uses them).
     """
 
     algo: str = "ppo"  # "ppo" / "grpo" (the demo's), or a key of LOSS_FN_REGISTRY
@@ -51,6 +54,7 @@ class Config:
     max_len: int | None = None  # constant normaliser of "seq-mean-token-sum-norm"
     gamma: float | None = None  # GAE discount
     lam: float | None = None  # GAE lambda
+    vf_clip_range: float | None = None  # value-loss clip range c (critic algorithms)
 
     def hparams(self) -> dict:
         """The hyper-parameters ``self.algo`` will run with: its defaults, then overrides."""
@@ -60,8 +64,9 @@ class Config:
 
 
 def set_seed(seed: int = 0) -> None:
-    """Seed Python, NumPy and torch, and pin torch to deterministic CPU kernels."""
+    """Seed Python, NumPy and torch. Everything in rlviz runs on the CPU, whose kernels
+    give the same numbers run after run (``torch.use_deterministic_algorithms`` is not
+    needed there, and importing what it pulls in costs seconds per notebook)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,0 +1,121 @@
+"""PPO with a critic: GAE advantages, whitening and the clipped value loss."""
+
+from __future__ import annotations
+
+import torch
+
+from .aggregation import aggregate
+from .checks import check_mask, check_number, check_same_shape, check_tensor
+
+
+def gae(token_rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+        gamma: float = 1.0, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (arXiv 1506.02438): ``(advantages, returns)``, (B, T).
+
+        delta_t = r_t + gamma V_{t+1} - V_t
+        A_t     = delta_t + gamma lam A_{t+1}
+        R_t     = A_t + V_t
+
+    ``token_rewards``, ``values`` and ``mask`` are (B, T). Positions with mask 0 (prompt,
+    padding) are skipped: ``t + 1`` means the next response token, and the value after
+    each response's last token is 0 (the episode ends there). Both outputs are 0 where the
+    mask is 0, and not whitened (see ``whiten``). gamma = 1, lam = 0.95 are verl's and
+    TRL's PPO defaults for LLMs. Run it under ``torch.no_grad()`` in training; it is
+    differentiable all the same.
+    """
+    check_tensor(token_rewards, "token_rewards", ndim=2)
+    check_tensor(values, "values", ndim=2)
+    check_same_shape(values, "values", token_rewards, "token_rewards")
+    mask = check_mask(mask, token_rewards.shape, dtype=token_rewards.dtype)  # (B, T)
+    gamma = check_number(gamma, "gamma", low=0.0, high=1.0, low_open=False, high_open=False)
+    lam = check_number(lam, "lam", low=0.0, high=1.0, low_open=False, high_open=False)
+
+    batch, seq_len = token_rewards.shape
+    next_value = torch.zeros(batch, dtype=values.dtype, device=values.device)  # (B,)
+    next_adv = torch.zeros_like(next_value)  # (B,)
+    advantages = [None] * seq_len
+    for t in reversed(range(seq_len)):
+        on = mask[:, t] > 0  # (B,)
+        delta = token_rewards[:, t] + gamma * next_value - values[:, t]  # (B,)
+        adv_t = delta + gamma * lam * next_adv  # (B,)
+        advantages[t] = torch.where(on, adv_t, torch.zeros_like(adv_t))
+        # a masked position passes the next response token's value and advantage through
+        next_value = torch.where(on, values[:, t], next_value)
+        next_adv = torch.where(on, adv_t, next_adv)
+    adv = torch.stack(advantages, dim=1)  # (B, T)
+    returns = torch.where(mask > 0, adv + values, torch.zeros_like(adv))  # (B, T)
+    return adv, returns
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked whitening, (B, T): ``(x - mean_m(x)) / sqrt(var_m(x) + 1e-8)``.
+
+    Mean and unbiased (n - 1) variance over the entries where ``mask`` is 1, as verl's
+    ``masked_whiten``. With fewer than two masked entries (no variance to speak of) it
+    returns the centred values. Entries where the mask is 0 come back as 0.
+    """
+    check_tensor(x, "x")
+    mask = check_mask(mask, x.shape, dtype=x.dtype)
+    on = mask > 0
+    count = mask.sum()
+    masked = torch.where(on, x, torch.zeros_like(x))
+    mean = masked.sum() / count.clamp_min(1.0)
+    centred = torch.where(on, x - mean, torch.zeros_like(x))
+    if count < 2:
+        return centred
+    var = (centred**2).sum() / (count - 1.0)
+    return centred * torch.rsqrt(var + 1e-8)
+
+
+def _check_value_inputs(values, old_values, returns, clip_range):
+    check_tensor(values, "values", ndim=2)
+    check_tensor(old_values, "old_values")
+    check_tensor(returns, "returns")
+    check_same_shape(old_values, "old_values", values, "values")
+    check_same_shape(returns, "returns", values, "values")
+    if clip_range is not None:
+        clip_range = check_number(clip_range, "clip_range", low=0.0)
+    return clip_range
+
+
+def _value_losses(values, old_values, returns, clip_range):
+    loss_unclipped = (values - returns) ** 2  # (B, T)
+    if clip_range is None:
+        return loss_unclipped, loss_unclipped
+    values_clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)  # (B, T)
+    loss_clipped = (values_clipped - returns) ** 2  # (B, T)
+    return loss_unclipped, loss_clipped
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
+               mask: torch.Tensor, clip_range: float | None = 0.2,
+               mode: str = "token-mean") -> torch.Tensor:
+    """Clipped value loss, a scalar:
+
+        0.5 * max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2)   per token,
+
+    aggregated with ``aggregate(..., mode)``. ``values`` (with grad), ``old_values`` (the
+    critic when the batch was collected) and ``returns`` (from ``gae``) are (B, T);
+    ``clip_range=None`` gives the plain squared error. Source: PPO2 in OpenAI baselines;
+    verl ``cliprange_value`` (0.5 by default there), TRL ``cliprange_value=0.2``.
+    """
+    clip_range = _check_value_inputs(values, old_values, returns, clip_range)
+    loss_unclipped, loss_clipped = _value_losses(values, old_values, returns, clip_range)
+    per_token = 0.5 * torch.maximum(loss_unclipped, loss_clipped)  # (B, T)
+    return aggregate(per_token, mask, mode)
+
+
+@torch.no_grad()
+def value_metrics(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
+                  mask: torch.Tensor, clip_range: float | None = 0.2) -> dict:
+    """``vf_clipfrac``: masked share of tokens where the clipped value loss is the larger
+    one (verl's ``vf_clipfrac``); ``value_mean``: masked mean of V. Python floats."""
+    clip_range = _check_value_inputs(values, old_values, returns, clip_range)
+    mask = check_mask(mask, values.shape, dtype=values.dtype)
+    on = mask > 0
+    count = max(int(on.sum()), 1)
+    loss_unclipped, loss_clipped = _value_losses(values, old_values, returns, clip_range)
+    return {
+        "vf_clipfrac": float(((loss_clipped > loss_unclipped) & on).sum()) / count,
+        "value_mean": float(torch.where(on, values, torch.zeros_like(values)).sum()) / count,
+    }
