@@ -151,7 +151,8 @@ class Panel:
     def _safe_refresh(self):
         """Refresh; on error show the traceback in the panel, record it, and re-raise so
         the kernel (and nbval) sees it too."""
-        self.error_area.clear_output()
+        if self.error_area.outputs:  # clear only what an earlier error printed
+            self.error_area.clear_output()
         try:
             self.refresh()
         except Exception as error:  # surfaced, never swallowed
