@@ -1,0 +1,1 @@
+"""Small computations and experiments the notebooks run (pure torch/numpy, no plotting)."""

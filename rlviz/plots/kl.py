@@ -1,0 +1,311 @@
+"""Figures of notebook 04: KL estimators k1 / k2 / k3, where the KL goes, the demo's KL.
+
+Data in, ``matplotlib.figure.Figure`` out (no pyplot state). The figures the slider panels
+redraw keep their artists in ``fig.rlviz_artists`` and have an ``update_*`` function that
+changes them in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+KIND_COLORS = {"k1": "tab:blue", "k2": "tab:orange", "k3": "tab:green"}
+KIND_LABELS = {"k1": "k1 = -log r", "k2": "k2 = (log r)^2/2", "k3": "k3 = r - 1 - log r"}
+
+
+def _np(x):
+    return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=float)
+
+
+# ---------------------------------------------------------------------------------------
+# Gaussian experiment: histograms + running estimates (panel and static figure)
+# ---------------------------------------------------------------------------------------
+def plot_gaussian_estimators(data: dict, title: bool = True) -> Figure:
+    """Left: histograms of k1, k2, k3 on samples x ~ N(0, 1) (target KL[N(0,1), N(mu,1)],
+    black line), overlaid on common bins. Right: their running averages against the number
+    of samples (log x-axis).
+
+    ``data``: as ``rlviz.experiments.kl.gaussian_panel_data`` returns it. ``title=False``
+    drops the figure title (the panel shows its sliders instead). Fixed margins (no layout
+    engine) and few text items keep the panel's redraw cheap: text dominates Agg's time.
+    """
+    fig = Figure(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
+    fig.subplots_adjust(left=0.02, right=0.93, bottom=0.12, top=0.86 if title else 0.9,
+                        wspace=0.1)
+    hist_ax, run_ax = fig.subplots(1, 2)
+    artists = {"hist": {}, "running": {}, "hist_ax": hist_ax, "run_ax": run_ax,
+               "title": title}
+    for kind in KIND_LABELS:
+        hist = data["hist"][kind]
+        artists["hist"][kind] = hist_ax.stairs(hist["density"], hist["edges"], lw=1.6,
+                                               color=KIND_COLORS[kind], label=KIND_LABELS[kind])
+        n, values = data["running"][kind]
+        (artists["running"][kind],) = run_ax.plot(n, values, color=KIND_COLORS[kind], lw=1.4,
+                                                  label=kind)
+    artists["hist_true"] = hist_ax.axvline(data["true_kl"], color="black", lw=1.4,
+                                           label="true KL")
+    artists["run_true"] = run_ax.axhline(data["true_kl"], color="black", lw=1.4)
+    hist_ax.axvline(0.0, color="grey", lw=0.6)
+    hist_ax.set_yticks([])
+    hist_ax.set_title("per-sample values", fontsize=10)
+    hist_ax.legend(fontsize=8, loc="upper right")
+    run_ax.set_xscale("log")
+    run_ax.yaxis.tick_right()
+    run_ax.set_title("running average vs samples", fontsize=10)
+    for ax in (hist_ax, run_ax):
+        ax.tick_params(labelsize=8)
+        ax.locator_params(axis="y", nbins=4)
+    hist_ax.locator_params(axis="x", nbins=5)
+    fig.rlviz_artists = artists
+    update_gaussian_estimators(fig, data)
+    return fig
+
+
+def update_gaussian_estimators(fig: Figure, data: dict) -> None:
+    """Redraw ``plot_gaussian_estimators`` in place for new data."""
+    artists = fig.rlviz_artists
+    true_kl = data["true_kl"]
+    peak = 1e-12
+    for kind in KIND_LABELS:
+        hist = data["hist"][kind]
+        artists["hist"][kind].set_data(hist["density"], hist["edges"])
+        peak = max(peak, float(np.max(hist["density"])))
+    edges = data["hist"]["k1"]["edges"]
+    artists["hist_ax"].set_xlim(edges[0], edges[-1])
+    artists["hist_ax"].set_ylim(0, 1.1 * peak)
+    artists["hist_true"].set_xdata([true_kl, true_kl])
+    low, high = true_kl, true_kl
+    for kind in KIND_LABELS:
+        n, values = data["running"][kind]
+        artists["running"][kind].set_data(n, values)
+        tail = values[len(values) // 4:]
+        low, high = min(low, float(np.min(tail))), max(high, float(np.max(tail)))
+    artists["run_true"].set_ydata([true_kl, true_kl])
+    pad = 0.15 * (high - low) + 0.05 * true_kl
+    artists["run_ax"].set_ylim(low - pad, high + pad)
+    artists["run_ax"].set_xlim(1, max(2, data["n_samples"]))
+    if artists["title"]:
+        fig.suptitle(f"q = N(0, 1), p = N({data['mu']:.2f}, 1): true KL = {true_kl:.4g}, "
+                     f"{data['n_samples']} samples", fontsize=10)
+
+
+# ---------------------------------------------------------------------------------------
+# Tokens: policy samples vs uniform tokens (panel and static figure)
+# ---------------------------------------------------------------------------------------
+def plot_token_estimators(data: dict, title: bool = True) -> Figure:
+    """Left: the top tokens of the reference and their policy probabilities. Right: the
+    per-step estimates (each the mean over one step's tokens) over many steps, on tokens
+    sampled from the policy (k1, k3) and on uniform random tokens (k1, as the demo does),
+    with the exact KL(pi || ref) and the exact E_U[k1] = KL(U || ref) - KL(U || pi).
+
+    ``data``: as ``rlviz.experiments.kl.token_panel_data`` returns it; ``title=False``
+    drops the figure title (cheaper redraws in the panel).
+    """
+    fig = Figure(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.88 if title else 0.96,
+                        wspace=0.1)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.5])
+    top = np.arange(len(data["top_ref"]))
+    ref_line = left.stairs(data["top_ref"], np.arange(len(top) + 1) - 0.5, color="black",
+                           lw=1.5, label="reference")
+    pol_line = left.stairs(data["top_policy"], np.arange(len(top) + 1) - 0.5, color="tab:red",
+                           lw=1.5, label="policy", fill=True, alpha=0.35)
+    left.set_xlabel(f"top {len(top)} reference tokens", fontsize=9)
+    left.set_ylabel("probability", fontsize=9)
+    left.set_xticks([])
+    left.locator_params(axis="y", nbins=4)
+    left.legend(fontsize=8)
+    left.tick_params(labelsize=8)
+    series = {}
+    for name, style in SERIES_STYLE.items():
+        series[name] = right.stairs(data["hists"][name], data["edges"], label=style["label"],
+                                    color=style["color"], lw=1.6, ls=style["ls"])
+    exact_v = right.axvline(data["exact_kl"], color="black", lw=1.6, label="KL(pi||ref)")
+    uniform_v = right.axvline(data["uniform_k1"], color="tab:purple", lw=1.4, ls=":",
+                              label="E_U[k1]")
+    right.axvline(0.0, color="grey", lw=0.6)
+    right.set_xlabel("per-step estimate", fontsize=9)
+    right.set_yticks([])
+    right.locator_params(axis="x", nbins=5)
+    right.legend(fontsize=7, loc="upper left")
+    right.tick_params(labelsize=8)
+    fig.rlviz_artists = {"left": left, "right": right, "ref": ref_line, "policy": pol_line,
+                         "series": series, "exact_v": exact_v, "uniform_v": uniform_v,
+                         "title": title}
+    update_token_estimators(fig, data)
+    return fig
+
+
+SERIES_STYLE = {
+    "policy_k1": {"label": "k1, policy samples", "color": "tab:blue", "ls": "-"},
+    "policy_k3": {"label": "k3, policy samples", "color": "tab:green", "ls": "-"},
+    "uniform_k1": {"label": "k1, uniform (demo)", "color": "tab:purple", "ls": "--"},
+}
+
+
+def update_token_estimators(fig: Figure, data: dict) -> None:
+    """Redraw ``plot_token_estimators`` in place for new data."""
+    artists = fig.rlviz_artists
+    edges_top = np.arange(len(data["top_ref"]) + 1) - 0.5
+    artists["ref"].set_data(data["top_ref"], edges_top)
+    artists["policy"].set_data(data["top_policy"], edges_top)
+    artists["left"].set_ylim(0, 1.1 * max(np.max(data["top_ref"]), np.max(data["top_policy"])))
+    artists["left"].set_xlim(edges_top[0], edges_top[-1])
+    peak = 1e-12
+    for name in SERIES_STYLE:
+        artists["series"][name].set_data(data["hists"][name], data["edges"])
+        peak = max(peak, float(np.max(data["hists"][name])))
+    artists["exact_v"].set_xdata([data["exact_kl"]] * 2)
+    artists["uniform_v"].set_xdata([data["uniform_k1"]] * 2)
+    artists["right"].set_xlim(data["edges"][0], data["edges"][-1])
+    artists["right"].set_ylim(0, 1.25 * peak)
+    if artists["title"]:
+        fig.suptitle(f"V = {data['vocab_size']} tokens, {data['samples_per_step']} samples "
+                     f"per step, {data['n_steps']} steps: exact KL(pi||ref) = "
+                     f"{data['exact_kl']:.3f}", fontsize=10)
+
+
+# ---------------------------------------------------------------------------------------
+# Gradients by enumeration
+# ---------------------------------------------------------------------------------------
+def plot_expected_gradients(grads: dict, agreement: dict, n_tokens: int = 12) -> Figure:
+    """Left: the exact expected gradient (w.r.t. the logits of the first ``n_tokens``
+    tokens) of each estimator used as a loss, next to the gradients of the reverse and
+    forward KL. Right: how far apart k2's and k3's gradients are, against KL(pi || ref)."""
+    fig = Figure(figsize=(10, 3.4), dpi=80, layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1.6, 1])
+    x = np.arange(n_tokens)
+    bars = [("k1_loss", "k1 as loss", "tab:blue"), ("k2_loss", "k2 as loss", "tab:orange"),
+            ("reverse_kl", "grad KL(pi||ref)", "peru"),
+            ("k3_loss", "k3 as loss", "tab:green"), ("forward_kl", "grad KL(ref||pi)", "olive")]
+    width = 0.8 / len(bars)
+    for i, (key, label, color) in enumerate(bars):
+        hatch = "//" if key.endswith("kl") else None
+        left.bar(x + (i - 2) * width, _np(grads[key])[:n_tokens], width, label=label,
+                 color=color, hatch=hatch, edgecolor="white" if hatch else None)
+    left.axhline(0, color="grey", lw=0.6)
+    left.set_xlabel("token (logit)", fontsize=9)
+    left.set_ylabel("expected gradient", fontsize=9)
+    left.set_xticks(x)
+    left.legend(fontsize=7, ncol=3)
+    left.tick_params(labelsize=8)
+    right.plot(agreement["kl"], agreement["relative_difference"], "o-", color="tab:red")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("KL(pi || ref)", fontsize=9)
+    right.set_ylabel("||g_k2 - g_k3|| / ||g_k2||", fontsize=9)
+    right.set_title("k2 and k3 agree near the reference", fontsize=10)
+    right.tick_params(labelsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Where the KL goes (same batch)
+# ---------------------------------------------------------------------------------------
+def plot_kl_placement(batch: dict) -> Figure:
+    """Per-token heat maps for one group of responses: k1 of each sampled token; the KL part
+    of d loss / d logp in PPO (k1 in the reward: a sum over the tokens that follow); and in
+    GRPO (beta k3 in the loss: local to each token). Blank = padding."""
+    mask = _np(batch["mask"]) > 0
+    panels = [(batch["k1"], "k1 per token (log pi - log ref)"),
+              (batch["ppo_kl_grad"], "PPO: KL part of d loss / d logp"),
+              (batch["grpo_kl_grad"], "GRPO: KL part of d loss / d logp")]
+    fig = Figure(figsize=(10.5, 2.8), dpi=80, layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, (values, title) in zip(axes, panels):
+        grid = np.where(mask, _np(values), np.nan)
+        limit = float(np.nanmax(np.abs(grid))) or 1.0
+        image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("token t", fontsize=8)
+        ax.set_ylabel("response i", fontsize=8)
+        ax.set_yticks(range(grid.shape[0]))
+        ax.tick_params(labelsize=7)
+        fig.colorbar(image, ax=ax, shrink=0.85).ax.tick_params(labelsize=7)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# beta sweep, adaptive controller, demo trace
+# ---------------------------------------------------------------------------------------
+def plot_tradeoff(sweep: dict, trained: dict, beta: float,
+                  label_betas=(0.03, 0.1, 0.3, 1.0, 3.0)) -> Figure:
+    """Reward against KL(pi || ref): the optimum ref exp(r/beta)/Z for every beta (solid),
+    the forward-KL-regularised optimum (dashed), and where training with k1 / k2 / k3 as the
+    KL loss ends at one beta (markers)."""
+    fig = Figure(figsize=(6.4, 3.6), dpi=80, layout="constrained")
+    ax = fig.subplots()
+    ax.plot(sweep["kl"], sweep["reward"], "-", color="black", lw=1.8,
+            label="optimum of E[r] - beta KL(pi||ref)")
+    ax.plot(sweep["forward_opt_kl"], sweep["forward_opt_reward"], "--", color="grey", lw=1.4,
+            label="optimum of E[r] - beta KL(ref||pi)")
+    for label in label_betas:
+        i = int(np.argmin(np.abs(np.log(np.asarray(sweep["beta"]) / label))))
+        ax.plot(sweep["kl"][i], sweep["reward"][i], ".", color="black")
+        ax.annotate(f"beta={sweep['beta'][i]:.2g}", (sweep["kl"][i], sweep["reward"][i]),
+                    fontsize=7, xytext=(4, -10), textcoords="offset points")
+    markers = {"k1": "s", "k2": "o", "k3": "^"}
+    for kind, result in trained.items():
+        ax.plot(result["final_kl"], result["final_reward"], markers[kind], ms=9,
+                color=KIND_COLORS[kind], label=f"trained, {kind} as loss, beta = {beta:g}",
+                alpha=0.85)
+    ax.set_xscale("symlog", linthresh=1e-2)
+    ax.set_xlabel("KL(pi || ref)", fontsize=9)
+    ax.set_ylabel("E_pi[r]", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.tick_params(labelsize=8)
+    ax.set_title("Reward against KL: one point per beta", fontsize=10)
+    return fig
+
+
+def plot_adaptive_kl(runs: dict, target: float, beta_star: float) -> Figure:
+    """KL(pi || ref) and beta per iteration for each run in ``runs`` (label -> history),
+    with the target KL and the beta whose optimum has exactly the target KL."""
+    fig = Figure(figsize=(10, 3.2), dpi=80, layout="constrained")
+    kl_ax, beta_ax = fig.subplots(1, 2)
+    colors = ["tab:blue", "tab:orange", "tab:grey", "tab:red"]
+    for color, (label, history) in zip(colors, runs.items()):
+        kl_ax.plot(history["kl"], color=color, lw=1.4, label=label)
+        beta_ax.plot(history["beta"], color=color, lw=1.4, label=label)
+    kl_ax.axhline(target, color="black", ls="--", lw=1.2, label="target KL")
+    beta_ax.axhline(beta_star, color="black", ls="--", lw=1.2,
+                    label="beta with KL(pi*||ref) = target")
+    kl_ax.set_ylabel("KL(pi || ref)", fontsize=9)
+    beta_ax.set_ylabel("beta", fontsize=9)
+    beta_ax.set_yscale("log")
+    for ax in (kl_ax, beta_ax):
+        ax.set_xlabel("iteration", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+    return fig
+
+
+def plot_demo_kl(trace: dict) -> Figure:
+    """Left: what the demo's grpo_kl measures per step (k1 on uniform tokens), its exact
+    expectation KL(U||ref) - KL(U||pi), the exact KL(pi||ref) and k3 on policy samples.
+    Right: the KL term as it enters the loss: the demo's vs DeepSeekMath's."""
+    fig = Figure(figsize=(10, 3.3), dpi=80, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    steps = np.arange(len(trace["demo_kl"]))
+    left.plot(steps, trace["demo_kl"], "o-", color="tab:purple", ms=3, lw=1.2,
+              label="demo grpo_kl (k1, uniform tokens)")
+    left.plot(steps, trace["uniform_expectation"], ":", color="tab:purple", lw=1.4,
+              label="its expectation KL(U||ref) - KL(U||pi)")
+    left.plot(steps, trace["exact_kl"], "-", color="black", lw=1.6, label="exact KL(pi||ref)")
+    left.plot(steps, trace["k3_on_policy"], "--", color="tab:green", lw=1.2,
+              label="k3 on policy samples")
+    left.axhline(0, color="grey", lw=0.6)
+    left.set_ylabel("nats per token", fontsize=9)
+    right.plot(steps, trace["demo_kl_term"], "o-", color="tab:purple", ms=3, lw=1.2,
+               label="demo: beta sum_i kl_i / (G L_i)")
+    right.plot(steps, trace["paper_kl_term"], "-", color="tab:green", lw=1.4,
+               label="paper: beta mean_i (1/L_i) sum_t k3")
+    right.axhline(0, color="grey", lw=0.6)
+    right.set_ylabel("KL term in the loss", fontsize=9)
+    for ax in (left, right):
+        ax.set_xlabel("demo step", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    return fig
