@@ -1,0 +1,383 @@
+"""Figures of notebook 05: group advantages, the std and length biases, the demo's 1/G.
+
+Data in, ``matplotlib.figure.Figure`` out. The figures the slider panels redraw keep their
+artists in ``fig.rlviz_artists`` and have an ``update_*`` function that changes them in
+place (no new axes, no new figure). Their axes limits, ticks and labels never change, so a
+panel can cache everything but the moving artists (``BlitFigure``).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+SCALE_COLORS = {"group": "tab:blue", "none": "tab:orange", "batch": "tab:green"}
+SCALE_LABELS = {"group": "/ group std (GRPO)", "none": "no std (Dr. GRPO)",
+                "batch": "/ batch std"}
+MODE_COLORS = {
+    "seq-mean-token-mean": "tab:blue",
+    "token-mean": "tab:orange",
+    "seq-mean-token-sum": "tab:green",
+    "seq-mean-token-sum-norm": "tab:red",
+}
+MODE_SHORT = {
+    "seq-mean-token-mean": "seq-mean-\ntoken-mean",
+    "token-mean": "token-mean",
+    "seq-mean-token-sum": "seq-mean-\ntoken-sum",
+    "seq-mean-token-sum-norm": "seq-mean-\ntoken-sum-norm",
+}
+
+
+class BlitFigure(Figure):
+    """A Figure that, once ``enable_blit(moving)`` is called, saves to PNG by drawing only the
+    ``moving`` artists over a cached picture of everything else (matplotlib's "blitting").
+
+    A full Agg draw of a three-axes figure takes 100-300 ms on a busy machine, mostly text;
+    restoring the cached background and drawing a few lines takes ~2 ms. The static parts
+    (axes, ticks, labels, legends) must not change after the first save; call
+    ``invalidate()`` if they do. Until ``enable_blit`` is called it is a plain Figure.
+    """
+
+    _moving: list | None = None
+    _background = None
+
+    def enable_blit(self, moving) -> None:
+        """Draw ``moving`` artists on every save; cache the rest after the first save."""
+        FigureCanvasAgg(self)  # attaches itself as self.canvas
+        self._moving = list(moving)
+        for artist in self._moving:
+            artist.set_animated(True)  # skipped by a full draw, drawn by draw_artist
+        self._background = None
+
+    def invalidate(self) -> None:
+        """Forget the cached background (after a change to axes, ticks or labels)."""
+        self._background = None
+
+    def savefig(self, fname, *args, **kwargs):
+        same_dpi = kwargs.get("dpi") in (None, self.dpi)
+        if self._moving is None or args or kwargs.get("format") != "png" or not same_dpi:
+            return super().savefig(fname, *args, **kwargs)
+        canvas = self.canvas
+        if self._background is None:
+            canvas.draw()  # everything except the animated (moving) artists
+            self.set_layout_engine("none")  # keep the layout of that first draw
+            self._background = canvas.copy_from_bbox(self.bbox)
+        else:
+            canvas.restore_region(self._background)
+        for artist in self._moving:
+            self.draw_artist(artist)
+        width, height = canvas.get_width_height()
+        image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA",
+                                 0, 1).convert("RGB")  # opaque figure: RGB encodes faster
+        buffer = io.BytesIO()
+        image.save(buffer, format="png", compress_level=1)  # fast; ~30 kB for a panel
+        if isinstance(fname, (str, bytes)) or hasattr(fname, "__fspath__"):
+            with open(fname, "wb") as file:
+                file.write(buffer.getvalue())
+        else:
+            fname.write(buffer.getvalue())
+
+
+def _relative(values, reference):
+    values = np.asarray(values, dtype=float)
+    return values / reference if reference > 0 else np.zeros_like(values)
+
+
+# ---------------------------------------------------------------------------------------
+# key picture
+# ---------------------------------------------------------------------------------------
+def plot_overview(p_grid, expected_by_scale: dict, response_labels, per_token_by_mode: dict,
+                  group_size: int) -> Figure:
+    """The two biases side by side.
+
+    Left: E[sum_i |A_i|] of a prompt with success rate p, relative to a p = 0.5 prompt, with
+    and without the std (``expected_by_scale``: scale -> values on ``p_grid``).
+    Right: the weight per token of each response (``per_token_by_mode``: mode -> list), each
+    mode scaled so its largest |weight| is 1.
+    """
+    fig = Figure(figsize=(10, 3.4), dpi=90, layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    p_grid = np.asarray(p_grid, dtype=float)
+    middle = int(np.argmin(np.abs(p_grid - 0.5)))
+    for scale, values in expected_by_scale.items():
+        left.plot(p_grid, _relative(values, values[middle]), color=SCALE_COLORS[scale],
+                  lw=2, label=SCALE_LABELS[scale])
+    left.set_xlabel("success rate p of the prompt")
+    left.set_ylabel("E[sum_i |A_i|]  /  value at p = 0.5")
+    left.set_title(f"Std bias: hard and easy prompts (G = {group_size})", fontsize=10)
+    left.legend(fontsize=8, loc="lower center")
+    left.set_ylim(0, 1.1)
+
+    _grouped_bars(right, response_labels, per_token_by_mode, normalise=True)
+    right.set_title("Length bias: weight per token, each mode scaled to max 1", fontsize=10)
+    right.set_ylabel("per-token weight (signed)")
+    fig.legend(*right.get_legend_handles_labels(), loc="outside lower right", ncol=4,
+               fontsize=8, frameon=False)
+    return fig
+
+
+def _grouped_bars(ax, labels, values_by_mode: dict, normalise: bool):
+    """Bars: one cluster per response, one bar per mode. Returns {mode: BarContainer}."""
+    modes = list(values_by_mode)
+    x = np.arange(len(labels))
+    width = 0.8 / len(modes)
+    bars = {}
+    for j, mode in enumerate(modes):
+        values = np.asarray(values_by_mode[mode], dtype=float)
+        if normalise:
+            values = _scaled(values)
+        bars[mode] = ax.bar(x + (j - (len(modes) - 1) / 2) * width, values, width,
+                            color=MODE_COLORS.get(mode), label=mode)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylim(-1.15, 1.15)
+    return bars
+
+
+def _scaled(values):
+    values = np.asarray(values, dtype=float)
+    peak = np.abs(values).max() if values.size else 0.0
+    return values / peak if peak > 0 else values * 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# centring: per group against the whole batch
+# ---------------------------------------------------------------------------------------
+def plot_centring(cases: dict, group_size: int) -> Figure:
+    """One axis per case (title -> ``rlviz.experiments.groups.advantage_steps`` output plus
+    ``"rewards"``): per response, r - group mean against the demo's r - batch mean, with the
+    responses whose sign differs marked."""
+    fig = Figure(figsize=(10, 3.0), dpi=90, layout="constrained")
+    axes = fig.subplots(1, len(cases), squeeze=False)[0]
+    for ax, (title, steps) in zip(axes, cases.items()):
+        group = np.asarray(steps["group_centred"], dtype=float)
+        batch = np.asarray(steps["batch_centred"], dtype=float)
+        x = np.arange(len(group))
+        ax.bar(x - 0.2, group, 0.4, color="tab:blue", label="r - group mean")
+        ax.bar(x + 0.2, batch, 0.4, color="tab:grey", label="r - batch mean (demo)")
+        flips = np.flatnonzero(np.asarray(steps["sign_differs"]))
+        top = max(np.abs(group).max(), np.abs(batch).max(), 1e-9)
+        ax.plot(flips, np.full(len(flips), 1.12 * top), "v", color="tab:red",
+                label="sign differs")
+        for boundary in range(group_size, len(group), group_size):
+            ax.axvline(boundary - 0.5, color="black", lw=0.8, ls=":")
+        ax.axhline(0.0, color="grey", lw=0.8)
+        rewards = steps["rewards"]
+        ax.set_xticks(x, [f"{float(r):g}" for r in rewards], fontsize=7)
+        ax.set_xlabel("reward of each response (dotted lines: prompt groups)")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(-1.25 * top, 1.25 * top)
+    axes[0].set_ylabel("advantage")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3,
+               fontsize=8, frameon=False)
+    return fig
+
+
+def plot_no_signal(p_grid, closed_by_g: dict, sampled_p, sampled_by_g: dict) -> Figure:
+    """Share of groups whose G rewards are all equal: p^G + (1 - p)^G (lines) and the share
+    measured through ``rlviz.group_advantages`` (dots), one colour per G."""
+    fig = Figure(figsize=(6, 3.2), dpi=90, layout="constrained")
+    ax = fig.subplots()
+    for j, (group_size, closed) in enumerate(closed_by_g.items()):
+        color = f"C{j}"
+        ax.plot(p_grid, closed, color=color, lw=2, label=f"G = {group_size}: p^G + (1-p)^G")
+        ax.plot(sampled_p, sampled_by_g[group_size], "o", color=color, ms=4)
+    ax.set_xlabel("success rate p of the prompt")
+    ax.set_ylabel("share of groups with A = 0")
+    ax.set_title("Groups with no signal (dots: sampled)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.set_ylim(0, 1.02)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# the std bias (panel 1)
+# ---------------------------------------------------------------------------------------
+def plot_abs_advantage(data: dict) -> BlitFigure:
+    """E[sum_i |A_i|] / G against p for each scale mode, the same relative to a p = 0.5
+    prompt, and the share of groups with no signal.
+
+    ``data`` keys: ``p_grid``; ``expected`` (scale -> closed-form E[sum_i |A_i|] on p_grid);
+    ``relative`` (scale -> the same divided by the value at p = 0.5); ``no_signal``
+    (values on p_grid); ``p`` (the marked success rate); ``scale`` (the highlighted mode);
+    ``group_size``; optional ``sampled`` (scale -> (p values, sampled E[sum_i |A_i|])).
+    The left axis shows E[sum_i |A_i|] / G, the average |A| per response, which lies in
+    [0, 1] for every G, so the axes never need rescaling.
+    """
+    fig = BlitFigure(figsize=(11, 3.2), dpi=80, layout="constrained")
+    ax_abs, ax_rel, ax_zero = fig.subplots(1, 3)
+    artists = {"lines": {}, "rel": {}, "dots": {}}
+    p_grid = np.asarray(data["p_grid"], dtype=float)
+    for scale in data["expected"]:
+        color = SCALE_COLORS[scale]
+        (artists["lines"][scale],) = ax_abs.plot(p_grid, p_grid * 0, color=color,
+                                                 label=SCALE_LABELS[scale])
+        (artists["rel"][scale],) = ax_rel.plot(p_grid, p_grid * 0, color=color)
+        (artists["dots"][scale],) = ax_abs.plot([], [], "o", ms=3.5, color=color)
+    artists["vlines"] = [ax.axvline(data["p"], color="grey", lw=1, ls="--")
+                         for ax in (ax_abs, ax_rel, ax_zero)]
+    (artists["zero"],) = ax_zero.plot(p_grid, data["no_signal"], color="black")
+    (artists["zero_dot"],) = ax_zero.plot([], [], "o", color="tab:red")
+    (artists["rel_dot"],) = ax_rel.plot([], [], "o", color="black", ms=5)
+    ax_abs.set_xlabel("success rate p")
+    ax_abs.set_ylabel("E[sum_i |A_i|] / G")
+    ax_abs.set_title("average |A| per response (dots: sampled)", fontsize=10)
+    ax_abs.legend(fontsize=7, loc="upper left")
+    ax_abs.set_ylim(0, 1.05)
+    ax_rel.set_xlabel("success rate p")
+    ax_rel.set_ylabel("relative to p = 0.5")
+    ax_rel.set_title("relative to a p = 0.5 prompt", fontsize=10)
+    ax_rel.set_ylim(0, 1.1)
+    ax_zero.set_xlabel("success rate p")
+    ax_zero.set_ylabel("share of groups with A = 0")
+    ax_zero.set_title("no signal: p^G + (1 - p)^G", fontsize=10)
+    ax_zero.set_ylim(0, 1.02)
+    for ax in (ax_abs, ax_rel, ax_zero):
+        ax.set_xlim(0, 1)
+    artists["moving"] = (list(artists["lines"].values()) + list(artists["rel"].values())
+                         + list(artists["dots"].values()) + artists["vlines"]
+                         + [artists["zero"], artists["zero_dot"], artists["rel_dot"]])
+    fig.rlviz_artists = artists
+    update_abs_advantage(fig, data)
+    return fig
+
+
+def update_abs_advantage(fig: Figure, data: dict) -> None:
+    """Move the curves and markers of ``plot_abs_advantage`` to new ``data``."""
+    artists = fig.rlviz_artists
+    p, scale, group_size = data["p"], data["scale"], data["group_size"]
+    p_grid = np.asarray(data["p_grid"], dtype=float)
+    for name, line in artists["lines"].items():
+        line.set_ydata(np.asarray(data["expected"][name], dtype=float) / group_size)
+        artists["rel"][name].set_ydata(data["relative"][name])
+        chosen = name == scale
+        for artist in (line, artists["rel"][name]):
+            artist.set_linewidth(2.6 if chosen else 1.0)
+            artist.set_alpha(1.0 if chosen else 0.45)
+        sampled = data.get("sampled", {}).get(name)
+        if sampled is not None:
+            artists["dots"][name].set_data(sampled[0], np.asarray(sampled[1]) / group_size)
+        else:
+            artists["dots"][name].set_data([], [])
+    artists["zero"].set_ydata(data["no_signal"])
+    for vline in artists["vlines"]:
+        vline.set_xdata([p, p])
+    index = int(np.argmin(np.abs(p_grid - p)))
+    artists["zero_dot"].set_data([p_grid[index]], [data["no_signal"][index]])
+    artists["rel_dot"].set_data([p_grid[index]], [data["relative"][scale][index]])
+
+
+def plot_abs_advantage_per_k(group_size: int, per_k_by_scale: dict) -> Figure:
+    """sum_i |A_i| of a group with k successes among G, for each scale (closed form),
+    each scaled so that the group with k = G/2 (rounded down) is 1."""
+    fig = Figure(figsize=(6, 3.0), dpi=90, layout="constrained")
+    ax = fig.subplots()
+    k = np.arange(group_size + 1)
+    width = 0.8 / len(per_k_by_scale)
+    for j, (scale, values) in enumerate(per_k_by_scale.items()):
+        values = np.asarray(values, dtype=float)
+        ax.bar(k + (j - (len(per_k_by_scale) - 1) / 2) * width,
+               _relative(values, values[group_size // 2]), width,
+               color=SCALE_COLORS[scale], label=SCALE_LABELS[scale])
+    ax.set_xticks(k)
+    ax.set_xlabel(f"k = number of correct answers among G = {group_size}")
+    ax.set_ylabel(f"sum_i |A_i|  /  value at k = {group_size // 2}")
+    ax.set_title("Signal per group, given k", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# aggregation and the length bias (panel 2)
+# ---------------------------------------------------------------------------------------
+def plot_token_weights(data: dict) -> BlitFigure:
+    """Per-token gradient weights of one group under one aggregation mode (image, scaled so
+    the largest |w_it| is 1), and each response's per-token weight and total weight under
+    all four modes (bars, each mode scaled so its largest |value| is 1).
+
+    ``data`` keys: ``mode``; ``weights`` (G, T) of that mode; ``labels`` (G,) short names;
+    ``per_token`` and ``totals`` (mode -> list of G values).
+    """
+    fig = BlitFigure(figsize=(11, 3.4), dpi=80, layout="constrained")
+    ax_img, ax_tok, ax_tot = fig.subplots(1, 3, width_ratios=[1.3, 1, 1])
+    weights = np.asarray(data["weights"], dtype=float)
+    image = ax_img.imshow(weights * 0, cmap="RdBu", aspect="auto", interpolation="nearest",
+                          vmin=-1, vmax=1)
+    fig.colorbar(image, ax=ax_img, fraction=0.05, pad=0.02,
+                 label="w_it / max |w_it|")
+    ax_img.set_xlabel("token position t")
+    ax_img.set_yticks(range(len(data["labels"])), data["labels"], fontsize=8)
+    title = ax_img.set_title("", fontsize=10)
+    bars_tok = _grouped_bars(ax_tok, data["labels"], data["per_token"], normalise=True)
+    bars_tot = _grouped_bars(ax_tot, data["labels"], data["totals"], normalise=True)
+    ax_tok.set_title("weight per token (scaled)", fontsize=10)
+    ax_tot.set_title("total weight per response (scaled)", fontsize=10)
+    fig.legend(handles=[group[0] for group in bars_tok.values()], labels=list(bars_tok),
+               loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    moving = [image, title] + [bar for group in (bars_tok, bars_tot) for bars in group.values()
+                               for bar in bars]
+    fig.rlviz_artists = {"image": image, "title": title, "bars_tok": bars_tok,
+                         "bars_tot": bars_tot, "moving": moving}
+    update_token_weights(fig, data)
+    return fig
+
+
+def update_token_weights(fig: Figure, data: dict) -> None:
+    """Refresh ``plot_token_weights`` for new ``data`` (same G and T)."""
+    artists = fig.rlviz_artists
+    artists["image"].set_data(_scaled(data["weights"]))
+    artists["title"].set_text(data["mode"])
+    for key, bars_key in (("per_token", "bars_tok"), ("totals", "bars_tot")):
+        for mode, bars in artists[bars_key].items():
+            for bar, value in zip(bars, _scaled(data[key][mode])):
+                bar.set_height(value)
+
+
+# ---------------------------------------------------------------------------------------
+# the demo's 1/group_num
+# ---------------------------------------------------------------------------------------
+def plot_demo_scale(independent: dict, copies: dict, optimizers: dict) -> Figure:
+    """Gradient norm and second-step loss of the demo's loss and of the mean over groups
+    against the number of prompts P, and the update-size ratio demo / mean for Adam and SGD.
+    Inputs: outputs of ``demo_scale_vs_prompts`` (kind "independent" and "copies") and of
+    ``optimizer_update_vs_prompts``."""
+    fig = Figure(figsize=(11, 3.3), dpi=90, layout="constrained")
+    ax_grad, ax_loss, ax_opt = fig.subplots(1, 3)
+    prompts = np.asarray(independent["num_prompts"], dtype=float)
+    for result, style, kind in ((independent, "-", "unrelated prompts"),
+                                (copies, "--", "identical prompts")):
+        ax_grad.plot(prompts, result["grad_demo"], "o" + style, color="tab:red",
+                     label=f"demo (sum / G), {kind}")
+        ax_grad.plot(prompts, result["grad_mean"], "s" + style, color="tab:blue",
+                     label=f"mean over groups, {kind}")
+    ax_grad.set_xscale("log", base=2)
+    ax_grad.set_yscale("log", base=2)
+    ax_grad.set_xlabel("number of prompts P")
+    ax_grad.set_ylabel("gradient norm at rho = 1")
+    ax_grad.legend(fontsize=6.5)
+    ax_grad.set_title("Gradient norm", fontsize=10)
+
+    ax_loss.plot(prompts, independent["loss_demo"], "o-", color="tab:red", label="demo")
+    ax_loss.plot(prompts, independent["loss_mean"], "s-", color="tab:blue",
+                 label="mean over groups")
+    ax_loss.axhline(0.0, color="grey", lw=0.8)
+    ax_loss.set_xscale("log", base=2)
+    ax_loss.set_xlabel("number of prompts P")
+    ax_loss.set_ylabel("loss on the 2nd inner step")
+    ax_loss.legend(fontsize=8)
+    ax_loss.set_title("Loss after one Adam step (unrelated prompts)", fontsize=10)
+
+    ax_opt.plot(prompts, optimizers["sgd_ratio"], "o-", color="tab:purple", label="SGD")
+    ax_opt.plot(prompts, optimizers["adam_ratio"], "s-", color="tab:olive", label="Adam")
+    ax_opt.plot(prompts, prompts, ":", color="grey", label="y = P")
+    ax_opt.set_xscale("log", base=2)
+    ax_opt.set_yscale("log", base=2)
+    ax_opt.set_xlabel("number of prompts P")
+    ax_opt.set_ylabel("update size: demo / mean")
+    ax_opt.legend(fontsize=8)
+    ax_opt.set_title("Update after 3 steps (unrelated prompts)", fontsize=10)
+    return fig
