@@ -8,7 +8,6 @@ and the unbiased std is ``s_k = sqrt(k (G - k) / (G (G - 1)))``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from functools import lru_cache
 
@@ -20,6 +19,7 @@ from ..losses.advantages import ADV_SCALES
 from ..losses.aggregation import AGG_MODES
 from ..masks import compute_mask, mask_from_lengths
 from ..models import TinyPolicy
+from ..threads import one_torch_thread
 
 __all__ = [
     "AGG_MODES",
@@ -63,19 +63,6 @@ def _check_scale(scale):
     if scale not in ADV_SCALES:
         raise ValueError(f"Unknown scale: {scale!r}. Valid values: "
                          + ", ".join(repr(s) for s in ADV_SCALES))
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Run small tensor work on one thread, then restore the setting. Measured on a busy
-    2-core machine: the tiny-model runs below take ~5 s with 2 threads (the threads wait
-    for each other) and ~0.3 s with 1; sampling 200 x 21 groups of 32 takes 110 ms vs 6 ms."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,7 +134,7 @@ def sampled_share_all_equal(p_values, group_size: int, num_groups: int = 2000,
     _check_group(group_size)
     generator = torch.Generator().manual_seed(seed)
     shares = []
-    with _one_thread():
+    with one_torch_thread():
         for p in p_values:
             _check_group(group_size, float(p))
             rewards = (torch.rand(num_groups * group_size, generator=generator,
@@ -225,7 +212,7 @@ def sampled_abs_advantage(p_values, group_size: int, scale: str = "group", eps: 
     uniform = torch.rand(num_batches, len(p), group_size, generator=generator,
                          dtype=torch.float64)  # (N, P, G)
     rewards = (uniform < p.view(1, -1, 1)).double()  # (N, P, G)
-    with _one_thread():
+    with one_torch_thread():
         if scale == "batch":  # each batch has its own std: one call per batch
             per_batch = []
             for batch in rewards:  # (P, G): one batch of P prompts
@@ -388,7 +375,7 @@ def demo_scale_vs_prompts(num_prompts=(1, 2, 4, 8, 16), group_size: int = 4,
     keys = ("num_prompts", "grad_demo", "grad_mean", "loss_first_step", "loss_demo",
             "loss_mean", "demo_over_mean")
     out = {k: [] for k in keys}
-    with _one_thread():
+    with one_torch_thread():
         for num in num_prompts:
             generator = torch.Generator().manual_seed(seed + 1)
             input_ids, actions, rewards = _group_batch(cfg, num, generator, kind)
@@ -428,7 +415,7 @@ def optimizer_update_vs_prompts(num_prompts=(1, 2, 4, 8, 16), group_size: int = 
     cfg = small_config(group_size)
     out = {k: [] for k in ("num_prompts", "adam_demo", "adam_mean", "sgd_demo", "sgd_mean",
                            "adam_ratio", "sgd_ratio")}
-    with _one_thread():
+    with one_torch_thread():
         for num in num_prompts:
             generator = torch.Generator().manual_seed(seed + 1)
             input_ids, actions, rewards = _group_batch(cfg, num, generator, kind)

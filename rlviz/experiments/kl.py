@@ -27,6 +27,7 @@ from ..losses.kl import KL_KINDS, kl_estimate
 from ..losses.surrogate import clipped_surrogate
 from ..masks import compute_mask, mask_from_lengths
 from ..models import TinyPolicy
+from ..threads import one_torch_thread
 
 __all__ = [
     "KL_KINDS",
@@ -755,12 +756,8 @@ def demo_kl_trace(steps: int = 20, vocab_size: int = 4096, seed: int = 0,
     Runs torch on one thread (restored afterwards): at these small sizes a second thread
     made it 3x slower on a busy 2-core machine (measured), and barely helps on an idle one.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _demo_kl_trace(steps, vocab_size, seed, sample_seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _demo_kl_trace(steps: int, vocab_size: int, seed: int, sample_seed: int) -> dict:

@@ -3,7 +3,6 @@ on tokens sampled from the policy versus uniform random tokens (as the demo's ba
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -15,26 +14,12 @@ from ..plots.kl import (
     update_gaussian_estimators,
     update_token_estimators,
 )
+from ..threads import one_torch_thread
 from .common import Panel, register_panel, slider
 
 __all__ = ["gaussian_kl_panel", "token_kl_panel"]
 
 GAUSSIAN_POOL = 10_000  # samples drawn once; the slider takes the first n of them
-
-
-@contextmanager
-def _one_torch_thread():
-    """Run the panel's small tensor work on one thread, then restore the setting.
-
-    At these sizes (at most 51 200 elements) a second thread only adds synchronisation:
-    measured 2 ms instead of 20 ms per update on a busy 2-core machine.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @lru_cache(maxsize=4)
@@ -57,7 +42,7 @@ def gaussian_kl_panel(mu: float = 1.0, n_samples: int = 2000, seed: int = 0) -> 
     figure = plot_gaussian_estimators(exp.gaussian_panel_data(pool, mu, n_samples), title=False)
 
     def update(mu, n_samples):
-        with _one_torch_thread():
+        with one_torch_thread():
             data = exp.gaussian_panel_data(pool, mu, n_samples)
         update_gaussian_estimators(figure, data)
         values = {"true KL = mu^2/2": data["true_kl"]}
@@ -95,7 +80,7 @@ def token_kl_panel(shift: float = 1.0, temperature: float = 1.0, samples_per_ste
     }
 
     def compute(shift, temperature, samples_per_step):
-        with _one_torch_thread():
+        with one_torch_thread():
             result = experiment.run(shift, temperature, samples_per_step)
             return result, exp.token_panel_data(result, samples_per_step)
 
