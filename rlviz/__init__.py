@@ -5,6 +5,7 @@ training loops -> ``rlviz.plots`` (data in, figure out) -> ``rlviz.widgets`` (sl
 panels) -> notebooks and the command line (``python -m rlviz``).
 """
 
+from .causal_policy import CausalPolicy
 from .config import Config, set_seed
 from .demo_training import (
     compute_advantage_from_reward,
@@ -41,22 +42,34 @@ from .losses import (
 )
 from .masks import compute_mask, mask_from_lengths
 from .models import TinyPolicy
+from .rollout import Rollout, collect_rollout, generate
+from .tasks import TASKS, Task, get_task
+from .trainer import TrainConfig, TrainResult, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlgoSpec",
+    "CausalPolicy",
     "Config",
     "LOSS_FN_REGISTRY",
+    "Rollout",
+    "TASKS",
+    "Task",
     "TinyPolicy",
+    "TrainConfig",
+    "TrainResult",
     "aggregate",
     "algo_advantages",
     "clipped_surrogate",
+    "collect_rollout",
     "compute_advantage_from_reward",
     "compute_mask",
     "family_loss",
     "gae",
+    "generate",
     "get_spec",
+    "get_task",
     "group_advantages",
     "grpo_kl",
     "grpo_loss",
@@ -75,6 +88,7 @@ __all__ = [
     "set_seed",
     "surrogate_metrics",
     "token_entropy",
+    "train",
     "train_step",
     "value_loss",
     "value_metrics",

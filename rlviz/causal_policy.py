@@ -1,0 +1,162 @@
+"""A tiny causal transformer policy with a value head, for the toy tasks of notebook 06.
+
+Unlike the demo's ``TinyPolicy`` (which sees one token at a time), this model reads its
+whole context: a 2-layer pre-LayerNorm transformer (d = 64, 4 heads, about 100k
+parameters) with learned positions, causal self-attention, a language-model head and a
+scalar value head on the same trunk (the value head is trained by ``"ppo_gae"`` only).
+
+Conventions (the same as Hugging Face causal LMs, TRL and verl):
+
+* the logits at position t score the token at position t + 1, so the log-prob of token
+  ``seq[:, t]`` is read from ``logits[:, t - 1]``;
+* the value at position t - 1 is V(s_t), the value of the state before token t is chosen;
+* sampling and scoring divide the logits by the same temperature.
+
+Prompts are left-padded; ``attention_mask`` (1 on real tokens) hides the padding, and
+positions count real tokens only, so a padded prompt is encoded like an unpadded one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses.logprob import selective_log_prob
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, H, S, D)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with an optional key/value cache."""
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x, allowed, past=None):
+        """x (B, S, d); allowed (B, 1, S, S_past + S) bool, True where a query may look."""
+        b, s, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=-1)  # 3 x (B, S, d)
+        q, k, v = (z.view(b, s, self.n_heads, d // self.n_heads).transpose(1, 2)
+                   for z in (q, k, v))  # (B, H, S, D)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (B, H, S_past + S, D)
+            v = torch.cat([past[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, H, S, D)
+        y = y.transpose(1, 2).reshape(b, s, d)  # (B, S, d)
+        return self.out(y), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = CausalSelfAttention(d_model, n_heads)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
+        )
+
+    def forward(self, x, allowed, past=None):
+        attn_out, present = self.attn(self.ln1(x), allowed, past)
+        x = x + attn_out
+        x = x + self.mlp(self.ln2(x))
+        return x, present
+
+
+class CausalPolicy(nn.Module):
+    """Causal transformer policy pi(token | context) with a value head V(context).
+
+    ``forward(input_ids, attention_mask)`` returns ``(logits, values)`` of shapes
+    ``(B, S, V)`` and ``(B, S)``; ``response_scores`` reads the log-probs of a response
+    with the shift done right. ``step`` runs one cached decoding step.
+    """
+
+    def __init__(self, vocab_size: int = 14, d_model: int = 64, n_heads: int = 4,
+                 n_layers: int = 2, max_positions: int = 32):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.max_positions = max_positions
+        self.tok_embed = nn.Embedding(vocab_size, d_model)
+        self.pos_embed = nn.Embedding(max_positions, d_model)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(d_model)
+        self.lm_head = nn.Linear(d_model, vocab_size)
+        self.value_head = nn.Linear(d_model, 1)
+        # PyTorch's default initialisation (embeddings N(0, 1)): distinct positions from the
+        # start. GPT-2's std-0.02 init was measured ~2x slower to learn the toy tasks.
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- the trunk -------------------------------------------------------------
+    def _trunk(self, input_ids, positions, allowed, past=None):
+        if int(positions.max()) >= self.max_positions:
+            raise ValueError(f"sequence longer than max_positions={self.max_positions}")
+        x = self.tok_embed(input_ids) + self.pos_embed(positions)  # (B, S, d)
+        presents = []
+        for i, block in enumerate(self.blocks):
+            x, present = block(x, allowed, None if past is None else past[i])
+            presents.append(present)
+        h = self.ln_f(x)  # (B, S, d)
+        logits = self.lm_head(h)  # (B, S, V)
+        values = self.value_head(h).squeeze(-1)  # (B, S)
+        return logits, values, presents
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """input_ids (B, S), attention_mask (B, S) of 0/1 -> logits (B, S, V), values (B, S)."""
+        logits, values, _ = self.prefill(input_ids, attention_mask)
+        return logits, values
+
+    def prefill(self, input_ids, attention_mask=None):
+        """Full causal pass that also returns the key/value cache for ``step``."""
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (B, S), got shape {tuple(input_ids.shape)}")
+        b, s = input_ids.shape
+        if attention_mask is None:
+            attention_mask = torch.ones(b, s, dtype=torch.long, device=input_ids.device)
+        keep = attention_mask.bool()  # (B, S)
+        positions = (keep.long().cumsum(-1) - 1).clamp_min(0)  # (B, S), real tokens only
+        causal = torch.ones(s, s, dtype=torch.bool, device=input_ids.device).tril()  # (S, S)
+        eye = torch.eye(s, dtype=torch.bool, device=input_ids.device)  # (S, S)
+        # query i sees key j <= i if j is real; always itself (no all-masked rows at pads)
+        allowed = (causal & keep[:, None, :]) | eye  # (B, S, S)
+        return self._trunk(input_ids, positions, allowed.unsqueeze(1))
+
+    def step(self, tokens, positions, key_mask, past):
+        """One cached decoding step.
+
+        tokens (B,), positions (B,), key_mask (B, S_past + 1) bool for the cached keys
+        plus the new one -> logits (B, V), values (B,), updated cache.
+        """
+        allowed = key_mask[:, None, None, :]  # (B, 1, 1, S_past + 1)
+        logits, values, presents = self._trunk(tokens[:, None], positions[:, None], allowed, past)
+        return logits[:, -1], values[:, -1], presents
+
+    # ---- scoring responses ------------------------------------------------------
+    def response_scores(self, sequences, attention_mask, prompt_width: int,
+                        temperature: float = 1.0):
+        """Log-probs, values and logits of the response part of ``sequences``.
+
+        sequences (B, P + R): left-padded prompt block of width P = ``prompt_width``,
+        then R response tokens. Returns
+
+        * ``logp``   (B, R): log pi(seq[:, P + t] | seq[:, :P + t]) at ``temperature``,
+        * ``values`` (B, R): V of the state before each response token,
+        * ``logits`` (B, R, V): the temperature-scaled logits that score them.
+
+        The shift: the token at position P + t is scored by the logits at P + t - 1.
+        """
+        logits_all, values_all = self.forward(sequences, attention_mask)  # (B, S, V), (B, S)
+        logits = logits_all[:, prompt_width - 1 : -1] / temperature  # (B, R, V)
+        tokens = sequences[:, prompt_width:]  # (B, R)
+        logp = selective_log_prob(logits, tokens)  # (B, R)
+        values = values_all[:, prompt_width - 1 : -1]  # (B, R)
+        return logp, values, logits

@@ -1,0 +1,402 @@
+"""One training loop for every algorithm of ``LOSS_FN_REGISTRY`` on a toy task.
+
+    cfg = TrainConfig(algo="ppo_gae", task="reverse", steps=60)
+    result = train(cfg)            # a progress bar, then
+    result.metrics[-1]["reward"]   # one dict of metrics per step
+
+Each step: sample a batch (``rlviz.rollout``), compute the advantages the algorithm asks
+for (``rlviz.losses.algo_advantages``: group-relative, GAE with the KL in the reward, or
+the demo's batch-centred ones), then ``epochs`` passes over the batch in ``minibatches``
+minibatches, each an Adam step on ``policy_loss_wrapper(cfg.algo, ...)`` with gradient
+clipping. Changing ``cfg.algo`` alone switches the algorithm: its loss, its advantages,
+where its KL goes, its critic, and its default hyper-parameters (``cfg.hparams()``).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import torch
+from tqdm.auto import tqdm
+
+from .causal_policy import CausalPolicy
+from .config import Config
+from .losses import (
+    algo_advantages,
+    get_spec,
+    kl_estimate,
+    policy_loss_wrapper,
+    resolve_hparams,
+)
+from .rollout import Rollout, collect_rollout, evaluate, generate
+from .tasks import VOCAB_SIZE, Task, get_task
+from .threads import one_torch_thread
+
+# Where the toy task needs another default than the algorithm's own, used only while the
+# Config field is None (a value set by the user still wins). "ppo_gae": TRL's kl_coef 0.05
+# with the KL in the reward keeps the policy close to the random initial network: the
+# KL-regularised optimum is pi* ~ pi_ref * exp(r / beta), and with rewards in [0, 1] spread
+# over ~5 tokens beta = 0.05 held the reward near 0.4 after 50 steps (measured with 4
+# epochs per batch), where 0.01 and 0.02 reached 0.9.
+TOY_TASK_DEFAULTS: dict[str, dict] = {"ppo_gae": {"beta": 0.01}}
+
+
+@dataclass
+class TrainConfig(Config):
+    """``Config`` plus the knobs of the toy training loop.
+
+    The loss hyper-parameters still come from ``cfg.hparams()`` (the algorithm's defaults,
+    the toy task's adjustments in ``TOY_TASK_DEFAULTS`` (``"ppo_gae"``: beta 0.01), then
+    the ``Config`` overrides), so ``cfg.algo`` alone switches the algorithm. Six
+    inherited fields get defaults that suit the toy task: ``algo="grpo_paper"``,
+    ``lr=1e-3``, ``group_num=8`` (G for the group algorithms), ``hidden_size=64`` (the
+    model width), ``vocab_size=14`` (the tasks' vocabulary) and ``device="cpu"``.
+    ``ent_coef`` (0.01) weights an entropy bonus for every algorithm, not only
+    ``"ppo_gae"`` (the prototype of this trainer saw GRPO plateau near 0.85 on "reverse"
+    without it); set 0 for the papers' exact losses. ``vf_coef`` weights the value loss of ``"ppo_gae"``. The demo's
+    ``input_len`` and ``seq_len`` are not used (the task fixes the lengths).
+
+    Batch layout: each step samples ``samples_per_step`` responses: ``group_num``
+    responses to each of ``samples_per_step / group_num`` prompts for the group
+    algorithms (and the demo's), one response to each of ``samples_per_step`` prompts
+    for algorithms with a critic (PPO needs no group: its baseline is the value head).
+    """
+
+    algo: str = "grpo_paper"
+    lr: float = 1e-3
+    group_num: int = 8
+    hidden_size: int = 64
+    vocab_size: int = VOCAB_SIZE
+    device: str = "cpu"
+    # ---- the toy training loop ----
+    task: str = "reverse"  # a key of rlviz.tasks.TASKS
+    steps: int = 80  # rollout + update rounds
+    samples_per_step: int = 256  # responses sampled per step
+    epochs: int = 2  # passes over each batch (4 learnt in ~10% fewer steps at 2x the cost)
+    minibatches: int = 4  # Adam steps per pass
+    max_grad_norm: float = 1.0  # gradient clipping (total norm)
+    temperature: float = 1.0  # sampling and scoring temperature
+    n_layers: int = 2
+    n_heads: int = 4
+    seed: int = 0
+    eval_every: int = 10  # greedy reward on fresh prompts every k steps (and the last)
+    eval_prompts: int = 128
+    stop_reward: float | None = None  # stop once the mean reward of `window` steps reaches it
+    window: int = 5
+
+    def loss_config(self) -> Config:
+        """A copy whose unset loss fields carry the toy task's adjustments
+        (``TOY_TASK_DEFAULTS``) and ``max_len`` = the task's generation budget (the
+        constant normaliser of "seq-mean-token-sum-norm": minibatches are trimmed to their
+        longest response, so the padded width would vary); this is what the loss and the
+        advantages are computed with."""
+        adjust = {name: value for name, value in TOY_TASK_DEFAULTS.get(self.algo, {}).items()
+                  if getattr(self, name) is None}
+        if self.max_len is None:
+            adjust["max_len"] = get_task(self.task).max_new_tokens
+        return replace(self, **adjust)
+
+    def hparams(self) -> dict:
+        """The loss hyper-parameters training runs with: the algorithm's defaults, the toy
+        task's adjustments (``TOY_TASK_DEFAULTS``), then the overrides set on ``self``;
+        ``ent_coef`` is ``self.ent_coef`` for every algorithm of the family (the trainer
+        passes it to ``policy_loss_wrapper``; the demo's losses have no entropy term)."""
+        hp = resolve_hparams(self.loss_config())
+        if not get_spec(self.algo).is_demo:
+            hp["ent_coef"] = self.ent_coef
+        return hp
+
+    def group_size(self) -> int:
+        """Responses per prompt: 1 for algorithms with a critic, ``group_num`` otherwise."""
+        return 1 if get_spec(self.algo).needs_critic else self.group_num
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field when a value cannot work."""
+        get_spec(self.algo)
+        get_task(self.task)
+        for name in ("steps", "samples_per_step", "epochs", "minibatches", "group_num",
+                     "hidden_size", "n_layers", "n_heads", "eval_every", "eval_prompts",
+                     "window"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.vocab_size != VOCAB_SIZE:
+            raise ValueError(f"vocab_size must be {VOCAB_SIZE} (the tasks' vocabulary), "
+                             f"got {self.vocab_size}")
+        if self.device != "cpu":
+            raise ValueError(f"the toy trainer runs on the CPU, got device={self.device!r}")
+        for name in ("lr", "temperature", "max_grad_norm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.hidden_size % self.n_heads:
+            raise ValueError(f"hidden_size={self.hidden_size} must be divisible by "
+                             f"n_heads={self.n_heads}")
+        group = self.group_size()
+        if self.samples_per_step % group:
+            raise ValueError(f"samples_per_step={self.samples_per_step} must be a multiple of "
+                             f"group_num={group}")
+        if self.samples_per_step // group < self.minibatches:
+            raise ValueError(f"samples_per_step / group size = {self.samples_per_step // group} "
+                             f"prompts cannot fill minibatches={self.minibatches}")
+
+
+# the columns of every metrics row, in order (NaN where a metric does not apply that step)
+METRIC_NAMES = (
+    "step", "reward", "greedy_reward", "response_length", "loss", "policy_loss",
+    "policy_loss_first", "clipfrac", "approx_kl", "kl_ref", "entropy", "grad_norm", "value_loss",
+    "ratio_dev_first", "seconds",
+)
+METRIC_DOCS = {
+    "step": "step index, from 0",
+    "reward": "mean task reward of the step's sampled batch",
+    "greedy_reward": "mean reward of greedy decoding on fresh prompts (every eval_every steps)",
+    "response_length": "mean response length in tokens, EOS included",
+    "loss": "the loss minimised (policy + KL + value - entropy terms), mean over updates",
+    "policy_loss": "the clipped-surrogate term alone, mean over updates",
+    "policy_loss_first": "the clipped-surrogate term on the first minibatch (rho = 1)",
+    "clipfrac": "share of tokens on the clipped branch (no gradient), mean over updates",
+    "approx_kl": "k3 estimate of KL(old || new), mean over updates",
+    "kl_ref": "k3 estimate of KL(policy || reference) on the sampled tokens",
+    "entropy": "mean per-token entropy of the policy, mean over updates",
+    "grad_norm": "gradient norm before clipping, mean over updates",
+    "value_loss": "clipped value loss (algorithms with a critic), mean over updates",
+    "ratio_dev_first": "max |rho - 1| on the first minibatch (0 up to rounding)",
+    "seconds": "wall time since training started",
+}
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the metrics (one dict per step), the trained policy, the
+    frozen reference (the initial policy), the task and the config."""
+
+    cfg: TrainConfig
+    task: Task
+    policy: CausalPolicy
+    reference: CausalPolicy
+    metrics: list = field(default_factory=list)
+
+    def column(self, name: str) -> list[float]:
+        """One metric over the steps, e.g. ``result.column("reward")``."""
+        if name not in METRIC_NAMES:
+            raise ValueError(f"Unknown metric: {name!r}. Known metrics: {', '.join(METRIC_NAMES)}")
+        return [row[name] for row in self.metrics]
+
+    def steps_to(self, threshold: float = 0.9, window: int = 5):
+        """``(steps, seconds)`` until the mean reward of ``window`` consecutive steps first
+        reaches ``threshold`` (counted to the window's last step); ``(None, None)`` if never."""
+        return steps_to_threshold(self.metrics, threshold, window)
+
+    def to_csv(self, path) -> None:
+        """Write the metrics, one row per step, columns ``METRIC_NAMES``."""
+        write_metrics_csv(self.metrics, path)
+
+    def samples(self, num_prompts: int = 5, greedy: bool = False, seed: int = 1,
+                policy: CausalPolicy | None = None) -> list[str]:
+        """Readable responses of ``policy`` (default: the trained one) to fresh prompts."""
+        policy = self.policy if policy is None else policy
+        generator = torch.Generator().manual_seed(seed)
+        prompts = self.task.sample_prompts(num_prompts, generator)
+        ids, mask = self.task.encode_prompts(prompts)
+        responses, _, _ = generate(policy, ids, mask, self.task.max_new_tokens,
+                                   self.cfg.temperature, generator, greedy=greedy)
+        return [self.task.show(p, r) for p, r in zip(prompts, responses)]
+
+
+def steps_to_threshold(metrics: list, threshold: float = 0.9, window: int = 5):
+    """``(steps, seconds)`` until the mean reward over ``window`` consecutive steps first
+    reaches ``threshold``: steps counts the steps run (the window's last index + 1)."""
+    rewards = [row["reward"] for row in metrics]
+    for end in range(window, len(rewards) + 1):
+        if sum(rewards[end - window:end]) / window >= threshold:
+            return end, metrics[end - 1]["seconds"]
+    return None, None
+
+
+def write_metrics_csv(metrics: list, path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(METRIC_NAMES))
+        writer.writeheader()
+        for row in metrics:
+            writer.writerow({k: row[k] for k in METRIC_NAMES})
+
+
+def build_policy(cfg: TrainConfig, task: Task) -> CausalPolicy:
+    """A fresh ``CausalPolicy`` for ``task``, initialised from ``cfg.seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return CausalPolicy(vocab_size=task.vocab_size, d_model=cfg.hidden_size,
+                            n_heads=cfg.n_heads, n_layers=cfg.n_layers,
+                            max_positions=task.prompt_width + task.max_new_tokens)
+
+
+def frozen_copy(policy: CausalPolicy) -> CausalPolicy:
+    """The reference model: a copy of ``policy`` that never trains."""
+    reference = copy.deepcopy(policy)
+    reference.requires_grad_(False)
+    return reference.eval()
+
+
+@contextmanager
+def _cpu_settings():
+    """One torch thread (``rlviz.threads.one_torch_thread``: this model's matrices are too
+    small to split; on a busy 2-core machine two threads made training ~10x slower) and
+    denormals flushed to zero (Adam's tiny second moments otherwise slow training ~25x late
+    in a run; flushing changes nothing measurable at float32 scale)."""
+    torch.set_flush_denormal(True)
+    with one_torch_thread():
+        yield
+
+
+def compute_advantages(cfg: TrainConfig, batch: Rollout):
+    """``(advantages, returns)`` the way ``cfg.algo`` computes them (returns: GAE only)."""
+    return algo_advantages(
+        cfg.hparams(), batch.rewards, batch.response_mask, group_size=batch.group_size,
+        values=batch.old_values, logp=batch.old_logp, ref_logp=batch.ref_logp)
+
+
+def minibatch_rows(num_rows: int, group_size: int, minibatches: int,
+                   generator: torch.Generator) -> list[torch.Tensor]:
+    """Shuffle whole groups (rows g*G .. g*G+G-1 stay together) and split them into
+    ``minibatches`` index tensors. Keeping groups whole means the first minibatch's
+    group-relative advantages sum to zero, as on the full batch."""
+    groups = torch.randperm(num_rows // group_size, generator=generator)  # (num_groups,)
+    rows = (groups[:, None] * group_size + torch.arange(group_size)).reshape(-1)  # (B,)
+    return list(rows.chunk(minibatches))
+
+
+def update_on_minibatch(cfg, policy, optimizer, batch: Rollout, advantages, returns):
+    """One Adam step on ``policy_loss_wrapper(cfg.algo, ...)``; returns its metrics."""
+    logp, values, logits = policy.response_scores(
+        batch.sequences, batch.attention_mask, batch.prompt_width, batch.temperature)  # (b, R)
+    mask = batch.response_mask  # (b, R)
+    loss, metrics = policy_loss_wrapper(
+        cfg.algo, logp, batch.old_logp, batch.ref_logp, advantages, mask,
+        batch.lengths, cfg.loss_config(),
+        values=values, old_values=batch.old_values, returns=returns, logits=logits,
+        ent_coef=cfg.ent_coef, return_metrics=True,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+    optimizer.step()
+    on = mask > 0
+    metrics["grad_norm"] = float(grad_norm)
+    metrics["ratio_dev"] = float((logp.detach() - batch.old_logp)[on].exp().sub(1).abs().max())
+    metrics.setdefault("policy_loss", metrics["loss"])  # the demo's losses have one term
+    return metrics
+
+
+def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Task,
+                       generator: torch.Generator) -> dict:
+    """One rollout + ``epochs`` x ``minibatches`` updates; returns the step's metrics."""
+    group = cfg.group_size()
+    policy.eval()
+    batch = collect_rollout(policy, reference, task, cfg.samples_per_step // group, group,
+                            cfg.temperature, generator)
+    advantages, returns = compute_advantages(cfg, batch)
+    policy.train()
+
+    updates = []
+    for _ in range(cfg.epochs):
+        for rows in minibatch_rows(len(batch), group, cfg.minibatches, generator):
+            minibatch = batch.select(rows).trimmed()
+            width = minibatch.responses.shape[1]  # per-token tensors lose the padded tail
+            adv = advantages[rows] if advantages.dim() == 1 else advantages[rows, :width]
+            ret = None if returns is None else returns[rows, :width]
+            updates.append(update_on_minibatch(cfg, policy, optimizer, minibatch, adv, ret))
+
+    def mean_of(key):
+        values = [u[key] for u in updates if key in u]
+        return sum(values) / len(values) if values else float("nan")
+
+    mask = batch.response_mask
+    kl_ref = kl_estimate(batch.old_logp, batch.ref_logp, "k3")  # (B, R)
+    return {
+        "reward": float(batch.rewards.mean()),
+        "response_length": float(batch.lengths.float().mean()),
+        "loss": mean_of("loss"),
+        "policy_loss": mean_of("policy_loss"),
+        "policy_loss_first": updates[0]["policy_loss"],
+        "clipfrac": mean_of("clipfrac"),
+        "approx_kl": mean_of("approx_kl"),
+        "kl_ref": float((kl_ref * mask).sum() / mask.sum().clamp_min(1.0)),
+        "entropy": mean_of("entropy"),
+        "grad_norm": mean_of("grad_norm"),
+        "value_loss": mean_of("value_loss"),
+        "ratio_dev_first": updates[0]["ratio_dev"],
+    }
+
+
+def train(cfg: TrainConfig | None = None, progress: bool = True, callback=None,
+          policy: CausalPolicy | None = None) -> TrainResult:
+    """Train a fresh ``CausalPolicy`` (or ``policy``) on ``cfg.task`` with ``cfg.algo``.
+
+    Seeded by ``cfg.seed`` (model, prompts, sampling, minibatch order) and deterministic
+    on the CPU. ``progress`` shows a tqdm bar (terminal and JupyterLab); ``callback(row)``
+    is called with each step's metrics. Stops early when ``cfg.stop_reward`` is set and
+    the mean reward of ``cfg.window`` consecutive steps reaches it.
+    """
+    cfg = TrainConfig() if cfg is None else cfg
+    cfg.validate()
+    task = get_task(cfg.task)
+    with _cpu_settings():
+        policy = build_policy(cfg, task) if policy is None else policy
+        reference = frozen_copy(policy)
+        optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        eval_generator = torch.Generator().manual_seed(cfg.seed + 10_000)  # fresh prompts
+        result = TrainResult(cfg=cfg, task=task, policy=policy, reference=reference)
+
+        start = time.perf_counter()
+        bar = tqdm(range(cfg.steps), desc=f"{cfg.algo} on {cfg.task}", disable=not progress,
+                   leave=True, dynamic_ncols=True)
+        for step in bar:
+            row = {"step": step}
+            row.update(rollout_and_update(cfg, policy, reference, optimizer, task, generator))
+            last = step == cfg.steps - 1
+            rewards = [r["reward"] for r in result.metrics[-cfg.window:]] + [row["reward"]]
+            recent = rewards[-cfg.window:]
+            stop = (cfg.stop_reward is not None and len(recent) == cfg.window
+                    and sum(recent) / cfg.window >= cfg.stop_reward)
+            if step % cfg.eval_every == 0 or last or stop:
+                policy.eval()
+                row["greedy_reward"] = evaluate(policy, task, cfg.eval_prompts, eval_generator)
+            else:
+                row["greedy_reward"] = float("nan")
+            row["seconds"] = time.perf_counter() - start
+            row = {k: row[k] for k in METRIC_NAMES}
+            result.metrics.append(row)
+            bar.set_postfix(reward=f"{row['reward']:.3f}", loss=f"{row['loss']:+.4f}")
+            if callback is not None:
+                callback(row)
+            if stop:
+                break
+        bar.close()
+        policy.eval()
+    return result
+
+
+def summary(result: TrainResult, threshold: float = 0.9) -> str:
+    """A few lines: settings, final reward (sampled and greedy), time to the threshold."""
+    cfg, rows = result.cfg, result.metrics
+    last = rows[-1]
+    greedy = [r["greedy_reward"] for r in rows if not math.isnan(r["greedy_reward"])]
+    steps, seconds = result.steps_to(threshold, cfg.window)
+    reached = (f"reached a {cfg.window}-step mean reward >= {threshold} after {steps} steps "
+               f"({seconds:.1f} s)" if steps else f"did not reach a mean reward of {threshold}")
+    return "\n".join([
+        f"algo {cfg.algo} on task {cfg.task}: {len(rows)} steps in {last['seconds']:.1f} s",
+        f"final reward {last['reward']:.3f} (sampled), "
+        f"{greedy[-1]:.3f} (greedy, fresh prompts)" if greedy else
+        f"final reward {last['reward']:.3f}",
+        f"final response length {last['response_length']:.2f}, loss {last['loss']:+.4f}, "
+        f"kl_ref {last['kl_ref']:.4f}, entropy {last['entropy']:.3f}",
+        reached,
+    ])
+
