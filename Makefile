@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # Re-install whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab test lint unit nbval test-browser browser-deps notebooks bench clean help
+.PHONY: setup lab test lint unit nbval test-browser test-browser-run browser-if-available browser-deps notebooks bench clean help
 
 help:
 	@echo "make lab           open the notebooks in JupyterLab (sets up .venv first)"
@@ -32,11 +32,15 @@ lab: setup
 lint: setup
 	$(BIN)/ruff check rlviz tests benchmarks tools notebooks
 
+# Two workers (the machines here have 2 cores); --dist loadfile keeps each file, and so
+# each notebook's kernel, in one worker.
+XDIST := -n 2 --dist loadfile
+
 unit: setup
-	$(BIN)/python -m pytest tests --ignore=tests/browser -q
+	$(BIN)/python -m pytest tests --ignore=tests/browser -q $(XDIST)
 
 nbval: setup
-	$(BIN)/python -m pytest --nbval-lax notebooks -q -p no:randomly
+	$(BIN)/python -m pytest --nbval-lax notebooks -q $(XDIST)
 
 test: lint unit nbval
 	@$(MAKE) --no-print-directory browser-if-available
