@@ -2,7 +2,8 @@
 
 Data in (from ``rlviz.experiments.clipping``), ``matplotlib.figure.Figure`` out, no pyplot.
 ``SurrogateFigure`` and ``ClippingRunFigure`` keep their artists so the panels update them
-in place.
+in place; ``SurrogateFigure.moving`` lists the ones an update changes, so its panel redraws
+only those (``rlviz.plots.blit``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from .blit import BlitFigure, invalidate_background
 
 __all__ = [
     "ClippingRunFigure",
@@ -40,8 +43,9 @@ class _SurrogateAxes:
         (self.grad,) = ax_grad.plot([], [], color=POS_COLOR, lw=2.2)
         self.spans = []
         self.bounds = []
+        self.zero_lines = []
         for ax in self.axes:
-            ax.axhline(0, color="black", lw=0.6)
+            self.zero_lines.append(ax.axhline(0, color="black", lw=0.6))
             ax.set_xlim(0, rho_max)
             # few ticks: text layout is most of the cost of a redraw
             ax.xaxis.set_major_locator(MaxNLocator(4))
@@ -52,8 +56,15 @@ class _SurrogateAxes:
             self.spans.append(spans)
             self.bounds.append([ax.axvline(1, color="black", lw=0.8, ls=":") for _ in range(3)])
         self.legend = ax_objective.legend(fontsize=7, loc="upper left")
-        self.label = ax_grad.text(0.98, 0.04, "", transform=ax_grad.transAxes, ha="right",
-                                  va="bottom", fontsize=8, color="dimgray")
+        self.label = ax_grad.text(0.98, 0.04, "grey: gradient exactly 0",
+                                  transform=ax_grad.transAxes, ha="right", va="bottom",
+                                  fontsize=8, color="dimgray")
+        # what ``update`` changes: the curves, flat regions, bounds and, as the limits
+        # follow |A|, the y-axes with the zero lines; the label does not change but is
+        # drawn over the grey regions; titles, x-axes and legend stay
+        self.moving = [self.unclipped, self.objective, self.grad, self.spans, self.bounds,
+                       self.zero_lines, [ax.yaxis for ax in self.axes], self.label]
+        self.on_top = [self.legend]  # static, but drawn over the curves
 
     def update(self, curves: dict, advantage: float, eps_low: float, eps_high: float,
                dual_clip: float | None) -> None:
@@ -62,7 +73,10 @@ class _SurrogateAxes:
         self.unclipped.set_data(rho, curves["unclipped"])
         self.objective.set_data(rho, curves["objective"])
         self.objective.set_color(color)
-        self.legend.legend_handles[1].set_color(color)  # the legend's line follows the curve
+        handle = self.legend.legend_handles[1]  # the legend's line follows the curve
+        if handle.get_color() != color:
+            handle.set_color(color)
+            invalidate_background(self.axes[0].get_figure(root=True))  # the legend is static
         self.grad.set_data(rho, curves["grad"])
         self.grad.set_color(color)
         for spans in self.spans:
@@ -85,7 +99,6 @@ class _SurrogateAxes:
         top = self.y_span * size
         self.axes[0].set_ylim(-top, top)
         self.axes[1].set_ylim(-top, top)
-        self.label.set_text("grey: gradient exactly 0")
 
 
 class SurrogateFigure:
@@ -96,12 +109,14 @@ class SurrogateFigure:
     """
 
     def __init__(self, rho_max: float = 3.0, dpi: int = 72):
-        self.figure = Figure(figsize=(9, 3.2), dpi=dpi)
+        self.figure = BlitFigure(figsize=(9, 3.2), dpi=dpi)
         self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.2)
         ax_objective, ax_grad = self.figure.subplots(1, 2)
         ax_objective.set_title("objective min(ρA, clip(ρ)A)", fontsize=10)
         ax_grad.set_title("gradient d/d log π: ρA or 0", fontsize=10)
         self._axes = _SurrogateAxes(ax_objective, ax_grad, rho_max, y_span=rho_max + 0.5)
+        self.moving = self._axes.moving
+        self.on_top = self._axes.on_top
 
     def update(self, curves: dict, advantage: float, eps_low: float, eps_high: float,
                dual_clip: float | None = None) -> "SurrogateFigure":

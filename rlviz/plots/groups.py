@@ -3,17 +3,15 @@
 Data in, ``matplotlib.figure.Figure`` out. The figures the slider panels redraw keep their
 artists in ``fig.rlviz_artists`` and have an ``update_*`` function that changes them in
 place (no new axes, no new figure). Their axes limits, ticks and labels never change, so a
-panel can cache everything but the moving artists (``BlitFigure``).
+panel can cache everything but the moving artists (``rlviz.plots.blit.BlitFigure``).
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
+
+from .blit import BlitFigure
 
 SCALE_COLORS = {"group": "tab:blue", "none": "tab:orange", "batch": "tab:green"}
 SCALE_LABELS = {"group": "/ group std (GRPO)", "none": "no std (Dr. GRPO)",
@@ -30,56 +28,6 @@ MODE_SHORT = {
     "seq-mean-token-sum": "seq-mean-\ntoken-sum",
     "seq-mean-token-sum-norm": "seq-mean-\ntoken-sum-norm",
 }
-
-
-class BlitFigure(Figure):
-    """A Figure that, once ``enable_blit(moving)`` is called, saves to PNG by drawing only the
-    ``moving`` artists over a cached picture of everything else (matplotlib's "blitting").
-
-    A full Agg draw of a three-axes figure takes 100-300 ms on a busy machine, mostly text;
-    restoring the cached background and drawing a few lines takes ~2 ms. The static parts
-    (axes, ticks, labels, legends) must not change after the first save; call
-    ``invalidate()`` if they do. Until ``enable_blit`` is called it is a plain Figure.
-    """
-
-    _moving: list | None = None
-    _background = None
-
-    def enable_blit(self, moving) -> None:
-        """Draw ``moving`` artists on every save; cache the rest after the first save."""
-        FigureCanvasAgg(self)  # attaches itself as self.canvas
-        self._moving = list(moving)
-        for artist in self._moving:
-            artist.set_animated(True)  # skipped by a full draw, drawn by draw_artist
-        self._background = None
-
-    def invalidate(self) -> None:
-        """Forget the cached background (after a change to axes, ticks or labels)."""
-        self._background = None
-
-    def savefig(self, fname, *args, **kwargs):
-        same_dpi = kwargs.get("dpi") in (None, self.dpi)
-        if self._moving is None or args or kwargs.get("format") != "png" or not same_dpi:
-            return super().savefig(fname, *args, **kwargs)
-        canvas = self.canvas
-        if self._background is None:
-            canvas.draw()  # everything except the animated (moving) artists
-            self.set_layout_engine("none")  # keep the layout of that first draw
-            self._background = canvas.copy_from_bbox(self.bbox)
-        else:
-            canvas.restore_region(self._background)
-        for artist in self._moving:
-            self.draw_artist(artist)
-        width, height = canvas.get_width_height()
-        image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA",
-                                 0, 1).convert("RGB")  # opaque figure: RGB encodes faster
-        buffer = io.BytesIO()
-        image.save(buffer, format="png", compress_level=1)  # fast; ~30 kB for a panel
-        if isinstance(fname, (str, bytes)) or hasattr(fname, "__fspath__"):
-            with open(fname, "wb") as file:
-                file.write(buffer.getvalue())
-        else:
-            fname.write(buffer.getvalue())
 
 
 def _relative(values, reference):
@@ -226,7 +174,7 @@ def plot_abs_advantage(data: dict) -> BlitFigure:
     ax_abs.set_xlabel("success rate p")
     ax_abs.set_ylabel("E[sum_i |A_i|] / G")
     ax_abs.set_title("average |A| per response (dots: sampled)", fontsize=10)
-    ax_abs.legend(fontsize=7, loc="upper left")
+    legend = ax_abs.legend(fontsize=7, loc="upper left")
     ax_abs.set_ylim(0, 1.05)
     ax_rel.set_xlabel("success rate p")
     ax_rel.set_ylabel("relative to p = 0.5")
@@ -241,6 +189,7 @@ def plot_abs_advantage(data: dict) -> BlitFigure:
     artists["moving"] = (list(artists["lines"].values()) + list(artists["rel"].values())
                          + list(artists["dots"].values()) + artists["vlines"]
                          + [artists["zero"], artists["zero_dot"], artists["rel_dot"]])
+    artists["on_top"] = [legend]  # static, but drawn over the curves
     fig.rlviz_artists = artists
     update_abs_advantage(fig, data)
     return fig

@@ -2,13 +2,16 @@
 
 Data in, ``matplotlib.figure.Figure`` out (no pyplot state). The figures the slider panels
 redraw keep their artists in ``fig.rlviz_artists`` and have an ``update_*`` function that
-changes them in place.
+changes them in place; ``fig.rlviz_artists["moving"]`` lists the ones an update changes,
+so a panel can redraw only those (``rlviz.plots.blit.BlitFigure``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from .blit import BlitFigure
 
 KIND_COLORS = {"k1": "tab:blue", "k2": "tab:orange", "k3": "tab:green"}
 KIND_LABELS = {"k1": "k1 = -log r", "k2": "k2 = (log r)^2/2", "k3": "k3 = r - 1 - log r"}
@@ -21,21 +24,24 @@ def _np(x):
 # ---------------------------------------------------------------------------------------
 # Gaussian experiment: histograms + running estimates (panel and static figure)
 # ---------------------------------------------------------------------------------------
-def plot_gaussian_estimators(data: dict, title: bool = True) -> Figure:
+def plot_gaussian_estimators(data: dict, title: bool = True,
+                             max_samples: int | None = None) -> BlitFigure:
     """Left: histograms of k1, k2, k3 on samples x ~ N(0, 1) (target KL[N(0,1), N(mu,1)],
     black line), overlaid on common bins. Right: their running averages against the number
     of samples (log x-axis).
 
     ``data``: as ``rlviz.experiments.kl.gaussian_panel_data`` returns it. ``title=False``
-    drops the figure title (the panel shows its sliders instead). Fixed margins (no layout
+    drops the figure title (the panel shows its sliders instead). ``max_samples`` fixes the
+    running averages' x-axis to [1, max_samples] (a panel passes the slider's maximum, so
+    that axis is drawn once); None: [1, the number of samples]. Fixed margins (no layout
     engine) and few text items keep the panel's redraw cheap: text dominates Agg's time.
     """
-    fig = Figure(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
+    fig = BlitFigure(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
     fig.subplots_adjust(left=0.02, right=0.93, bottom=0.12, top=0.86 if title else 0.9,
                         wspace=0.1)
     hist_ax, run_ax = fig.subplots(1, 2)
     artists = {"hist": {}, "running": {}, "hist_ax": hist_ax, "run_ax": run_ax,
-               "title": title}
+               "title": title, "max_samples": max_samples}
     for kind in KIND_LABELS:
         hist = data["hist"][kind]
         artists["hist"][kind] = hist_ax.stairs(hist["density"], hist["edges"], lw=1.6,
@@ -46,10 +52,10 @@ def plot_gaussian_estimators(data: dict, title: bool = True) -> Figure:
     artists["hist_true"] = hist_ax.axvline(data["true_kl"], color="black", lw=1.4,
                                            label="true KL")
     artists["run_true"] = run_ax.axhline(data["true_kl"], color="black", lw=1.4)
-    hist_ax.axvline(0.0, color="grey", lw=0.6)
+    artists["hist_zero"] = hist_ax.axvline(0.0, color="grey", lw=0.6)
     hist_ax.set_yticks([])
     hist_ax.set_title("per-sample values", fontsize=10)
-    hist_ax.legend(fontsize=8, loc="upper right")
+    artists["on_top"] = [hist_ax.legend(fontsize=8, loc="upper right")]
     run_ax.set_xscale("log")
     run_ax.yaxis.tick_right()
     run_ax.set_title("running average vs samples", fontsize=10)
@@ -57,6 +63,15 @@ def plot_gaussian_estimators(data: dict, title: bool = True) -> Figure:
         ax.tick_params(labelsize=8)
         ax.locator_params(axis="y", nbins=4)
     hist_ax.locator_params(axis="x", nbins=5)
+    if max_samples is not None:
+        run_ax.set_xlim(1, max_samples)
+    # what an update changes: the curves, and the axes whose limits follow the data (with
+    # the lines placed on them); the legend (on top of the curves) and the titles stay
+    artists["moving"] = [list(artists["hist"].values()), list(artists["running"].values()),
+                         artists["hist_true"], artists["run_true"], artists["hist_zero"],
+                         hist_ax.xaxis, hist_ax.yaxis, run_ax.yaxis]
+    if max_samples is None:
+        artists["moving"].append(run_ax.xaxis)
     fig.rlviz_artists = artists
     update_gaussian_estimators(fig, data)
     return fig
@@ -84,7 +99,8 @@ def update_gaussian_estimators(fig: Figure, data: dict) -> None:
     artists["run_true"].set_ydata([true_kl, true_kl])
     pad = 0.15 * (high - low) + 0.05 * true_kl
     artists["run_ax"].set_ylim(low - pad, high + pad)
-    artists["run_ax"].set_xlim(1, max(2, data["n_samples"]))
+    if artists["max_samples"] is None:
+        artists["run_ax"].set_xlim(1, max(2, data["n_samples"]))
     if artists["title"]:
         fig.suptitle(f"q = N(0, 1), p = N({data['mu']:.2f}, 1): true KL = {true_kl:.4g}, "
                      f"{data['n_samples']} samples", fontsize=10)
@@ -93,7 +109,7 @@ def update_gaussian_estimators(fig: Figure, data: dict) -> None:
 # ---------------------------------------------------------------------------------------
 # Tokens: policy samples vs uniform tokens (panel and static figure)
 # ---------------------------------------------------------------------------------------
-def plot_token_estimators(data: dict, title: bool = True) -> Figure:
+def plot_token_estimators(data: dict, title: bool = True) -> BlitFigure:
     """Left: the top tokens of the reference and their policy probabilities. Right: the
     per-step estimates (each the mean over one step's tokens) over many steps, on tokens
     sampled from the policy (k1, k3) and on uniform random tokens (k1, as the demo does),
@@ -102,7 +118,7 @@ def plot_token_estimators(data: dict, title: bool = True) -> Figure:
     ``data``: as ``rlviz.experiments.kl.token_panel_data`` returns it; ``title=False``
     drops the figure title (cheaper redraws in the panel).
     """
-    fig = Figure(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
+    fig = BlitFigure(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.88 if title else 0.96,
                         wspace=0.1)
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.5])
@@ -115,7 +131,7 @@ def plot_token_estimators(data: dict, title: bool = True) -> Figure:
     left.set_ylabel("probability", fontsize=9)
     left.set_xticks([])
     left.locator_params(axis="y", nbins=4)
-    left.legend(fontsize=8)
+    left_legend = left.legend(fontsize=8)  # "best": it moves away from the policy's peaks
     left.tick_params(labelsize=8)
     series = {}
     for name, style in SERIES_STYLE.items():
@@ -124,15 +140,20 @@ def plot_token_estimators(data: dict, title: bool = True) -> Figure:
     exact_v = right.axvline(data["exact_kl"], color="black", lw=1.6, label="KL(pi||ref)")
     uniform_v = right.axvline(data["uniform_k1"], color="tab:purple", lw=1.4, ls=":",
                               label="E_U[k1]")
-    right.axvline(0.0, color="grey", lw=0.6)
+    zero_v = right.axvline(0.0, color="grey", lw=0.6)
     right.set_xlabel("per-step estimate", fontsize=9)
     right.set_yticks([])
     right.locator_params(axis="x", nbins=5)
-    right.legend(fontsize=7, loc="upper left")
+    right_legend = right.legend(fontsize=7, loc="upper left")
     right.tick_params(labelsize=8)
+    # what an update changes: the curves, the axes whose limits follow the data (with the
+    # lines placed on them), and the left legend, which moves away from the policy's
+    # peaks; the right legend stays, on top of the curves
+    moving = [ref_line, pol_line, list(series.values()), exact_v, uniform_v, zero_v,
+              left.yaxis, right.xaxis, right.yaxis, left_legend]
     fig.rlviz_artists = {"left": left, "right": right, "ref": ref_line, "policy": pol_line,
                          "series": series, "exact_v": exact_v, "uniform_v": uniform_v,
-                         "title": title}
+                         "title": title, "moving": moving, "on_top": [right_legend]}
     update_token_estimators(fig, data)
     return fig
 

@@ -4,7 +4,8 @@ and the entropy bonus. Data in (from ``rlviz.experiments.policy_gradient``), Fig
 The GAE and entropy figures are built in two steps, ``*_figure()`` (axes and artists,
 once) and ``update_*_figure(handles, ...)`` (new data into the same artists), so the
 panels in ``rlviz.widgets.policy_gradient`` redraw in place; ``plot_*`` does both for a
-static figure.
+static figure. ``handles["moving"]`` lists the artists an update changes, so a panel can
+redraw only those (``rlviz.plots.blit.BlitFigure``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+from .blit import BlitFigure, invalidate_background
 
 COLORS = {
     "none": "tab:red",
@@ -45,8 +48,8 @@ def _plain_log_labels(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _figure(width: float, height: float, ncols: int = 1):
-    fig = Figure(figsize=(width, height), dpi=90, layout="constrained")
+def _figure(width: float, height: float, ncols: int = 1, figure_class=Figure):
+    fig = figure_class(figsize=(width, height), dpi=90, layout="constrained")
     axes = fig.subplots(1, ncols)
     return fig, axes
 
@@ -175,15 +178,20 @@ def plot_epochs_on_one_batch(runs: dict) -> Figure:
 # ---------------------------------------------------------------------------------------
 
 
-def gae_figure(num_tokens: int, num_lams: int, legend: bool = True):
+def gae_figure(num_tokens: int, num_lams: int, legend: bool = True,
+               numbers_in_title: bool = True, episode_ylim=None):
     """Create the GAE figure's axes and artists once; returns ``(fig, handles)``.
 
-    ``legend=False`` leaves the legends out (a third of each redraw): the panel gives the
-    key in its description instead."""
-    fig, (ax1, ax2) = _figure(10.5, 3.8, 2)
+    For a panel, which redraws only what changes (``handles["moving"]``): ``legend=False``
+    leaves the legends out (the panel's description gives the key), ``numbers_in_title=
+    False`` keeps gamma, lambda and the critic error out of the title (the sliders show
+    them), ``episode_ylim`` fixes the y-limits of the episode axes to a range that covers
+    every slider setting (None: fit them to the data at each update)."""
+    fig, (ax1, ax2) = _figure(10.5, 3.8, 2, figure_class=BlitFigure)
     t = np.arange(num_tokens)
     zeros = np.zeros(num_tokens)
-    h = {"fig": fig, "ax_episode": ax1, "ax_tradeoff": ax2, "legend": legend}
+    h = {"fig": fig, "ax_episode": ax1, "ax_tradeoff": ax2, "legend": legend,
+         "numbers_in_title": numbers_in_title, "episode_ylim": episode_ylim}
     h["reward_bars"] = ax1.bar(t, zeros, width=0.6, color="lightgrey", edgecolor="grey",
                                label="token reward r_t")
     (h["values"],) = ax1.plot(t, zeros, "s", color="k", ms=5, mfc="white",
@@ -193,10 +201,12 @@ def gae_figure(num_tokens: int, num_lams: int, legend: bool = True):
     (h["td"],) = ax1.plot(t, zeros, "--", color=COLORS["td"], lw=1.5,
                           label="lambda = 0: TD error")
     (h["gae"],) = ax1.plot(t, zeros, "o-", color=COLORS["gae"], lw=2.2, label="GAE advantage")
-    ax1.axhline(0, color="grey", lw=0.6)
+    h["zero_line"] = ax1.axhline(0, color="grey", lw=0.6)
     ax1.set_xticks(t)
     ax1.set_xlabel("token t (label: the sampled token)")
-    ax1.set_title("One episode: per-token advantages")
+    ax1.set_title("One episode: per-token advantages", fontsize=10)
+    if episode_ylim is not None:
+        ax1.set_ylim(*episode_ylim)
     if legend:
         ax1.legend(fontsize=7.5, loc="upper left", ncol=2)
     lams = np.linspace(0, 1, num_lams)
@@ -218,12 +228,30 @@ def gae_figure(num_tokens: int, num_lams: int, legend: bool = True):
                   fontsize=10)
     if legend:
         ax2.legend(fontsize=7.5, loc="upper center")
+    # what an update changes: the curves, and the y-axes whose limits follow the data
+    h["moving"] = [h["reward_bars"], h["values"], h["mc"], h["td"], h["gae"], h["bias2"],
+                   h["variance"], h["mse"], h["bias2_s"], h["variance_s"], h["lam_line"],
+                   h["best"], ax2.yaxis]
+    if episode_ylim is None:
+        h["moving"] += [ax1.yaxis, h["zero_line"]]  # the zero line sits on that y-axis
+    if numbers_in_title:
+        h["moving"].append(ax1.title)
     return fig, h
+
+
+def episode_ylim_of(episodes, legend: bool = True) -> tuple[float, float]:
+    """y-limits of the GAE figure's episode axes that show every number of ``episodes``
+    (each an ``example_episode`` dict), with room for the legend above the bars."""
+    stack = np.concatenate([_np(episode[k]) for episode in episodes
+                            for k in ("rewards", "values", "mc", "td", "advantages")])
+    headroom = 0.45 if legend else 0.1
+    return min(stack.min(), 0) - 0.15, max(stack.max(), 0) + headroom
 
 
 def update_gae_figure(h: dict, episode: dict, stats: dict, lam: float, gamma: float,
                       critic_error: float) -> None:
-    """Put new numbers into the artists made by ``gae_figure``."""
+    """Put new numbers into the artists made by ``gae_figure`` (``gamma`` and
+    ``critic_error`` only go into the title, with ``numbers_in_title``)."""
     ax1, ax2 = h["ax_episode"], h["ax_tradeoff"]
     for bar, r in zip(h["reward_bars"], _np(episode["rewards"])):
         bar.set_height(r)
@@ -235,12 +263,12 @@ def update_gae_figure(h: dict, episode: dict, stats: dict, lam: float, gamma: fl
     if h.get("tick_labels") != labels:  # new Text objects are costly: only when they change
         ax1.set_xticks(range(len(labels)), labels)
         h["tick_labels"] = labels
-    stack = np.concatenate([_np(episode[k]) for k in ("rewards", "values", "mc", "td",
-                                                      "advantages")])
-    headroom = 0.45 if h["legend"] else 0.1  # room for the legend above the bars
-    ax1.set_ylim(min(stack.min(), 0) - 0.15, max(stack.max(), 0) + headroom)
-    ax1.set_title(f"One episode: gamma = {gamma:.2f}, lambda = {lam:.2f}, "
-                  f"critic error = {critic_error:.2f}", fontsize=10)
+        invalidate_background(h["fig"])  # the x-axis is static: redraw it
+    if h["episode_ylim"] is None:
+        ax1.set_ylim(*episode_ylim_of([episode], h["legend"]))
+    if h["numbers_in_title"]:
+        ax1.set_title(f"One episode: gamma = {gamma:.2f}, lambda = {lam:.2f}, "
+                      f"critic error = {critic_error:.2f}", fontsize=10)
     lams = _np(stats["lams"])
     for key in ("bias2", "variance", "mse"):
         h[key].set_data(lams, _np(stats[key]))
@@ -330,8 +358,10 @@ def plot_value_clip(curve: dict) -> Figure:
 def entropy_figure(num_steps: int, tokens, legend: bool = True):
     """Create the entropy figure once: entropy over training, final policy vs the
     entropy-regularised optimum softmax(r / c). Returns ``(fig, handles)``;
-    ``legend=False`` leaves the legends out (the panel's description gives the key)."""
-    fig, (ax1, ax2) = _figure(10, 3.4, 2)
+    ``legend=False`` leaves the legends out (the panel's description gives the key).
+    ``handles["moving"]`` lists what an update changes: the axes and titles stay (the
+    panel's slider and readout show ent_coef and the final entropy)."""
+    fig, (ax1, ax2) = _figure(10, 3.4, 2, figure_class=BlitFigure)
     steps = np.arange(num_steps + 1)
     h = {"fig": fig, "ax_curve": ax1, "ax_probs": ax2}
     (h["curve"],) = ax1.plot(steps, np.zeros(num_steps + 1), color="tab:blue", lw=2,
@@ -345,6 +375,7 @@ def entropy_figure(num_steps: int, tokens, legend: bool = True):
     ax1.xaxis.set_major_locator(MaxNLocator(5))
     ax1.set_xlabel("training step")
     ax1.set_ylabel("entropy (nats); dotted: log K")
+    ax1.set_title("Entropy during training", fontsize=10)
     if legend:
         ax1.legend(fontsize=8, loc="upper right")
     x = np.arange(len(tokens))
@@ -356,13 +387,15 @@ def entropy_figure(num_steps: int, tokens, legend: bool = True):
     ax2.set_ylim(0, 1.05)
     ax2.yaxis.set_major_locator(MaxNLocator(5))
     ax2.set_ylabel("pi(token)")
+    ax2.set_title("Final policy", fontsize=10)
     if legend:
         ax2.legend(fontsize=8)
+    h["moving"] = [h["curve"], h["zero"], h["limit"], h["bars"], h["target"]]
     return fig, h
 
 
-def update_entropy_figure(h: dict, entropy_curve, zero_curve, limit: float, probs, target,
-                          ent_coef: float) -> None:
+def update_entropy_figure(h: dict, entropy_curve, zero_curve, limit: float, probs,
+                          target) -> None:
     """Put a new run into the artists made by ``entropy_figure``."""
     h["curve"].set_ydata(_np(entropy_curve))
     h["zero"].set_ydata(_np(zero_curve))
@@ -371,10 +404,6 @@ def update_entropy_figure(h: dict, entropy_curve, zero_curve, limit: float, prob
         bar.set_height(p)
     for bar, p in zip(h["target"], _np(target)):
         bar.set_height(p)
-    h["ax_curve"].set_title(f"Entropy during training, ent_coef = {ent_coef:.2f}",
-                            fontsize=10)
-    h["ax_probs"].set_title(f"Final policy (final H = {float(_np(entropy_curve)[-1]):.3f})",
-                            fontsize=10)
 
 
 def plot_entropy_runs(result: dict) -> Figure:

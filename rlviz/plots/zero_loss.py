@@ -1,7 +1,8 @@
 """Figures of notebook 01: the printed loss next to what actually moves.
 
 Data in, ``matplotlib.figure.Figure`` out (no pyplot state). ``EpochCurvesFigure`` keeps
-its artists so the slider panel can update them in place.
+its artists so the slider panel can update them in place, and lists the ones an update
+changes in ``moving`` so the panel can redraw only those (``rlviz.plots.blit``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from .blit import BlitFigure
 
 __all__ = ["EpochCurvesFigure", "plot_demo_run", "plot_off_zero_cases"]
 
@@ -93,18 +96,18 @@ class EpochCurvesFigure:
     def __init__(self, max_epochs: int = 8):
         self.max_epochs = max_epochs
         # a fixed layout: a layout engine would re-run on every redraw of the panel
-        self.figure = Figure(figsize=(9, 3.2), dpi=72)
+        self.figure = BlitFigure(figsize=(9, 3.2), dpi=72)
         self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
         self.ax_loss, self.ax_grad = self.figure.subplots(1, 2)
         ax = self.ax_loss
         (self.loss_line,) = ax.plot([], [], "o-", color=LOSS_COLOR, label="loss value")
         (self.policy_line,) = ax.plot([], [], "--", color="#ff7f0e", label="policy term")
         (self.kl_line,) = ax.plot([], [], ":", color=KL_COLOR, lw=2, label="beta x KL term")
-        ax.axhline(0, color="black", lw=0.8)
+        self.zero_line = ax.axhline(0, color="black", lw=0.8)
         ax.set_xlim(0.5, max_epochs + 0.5)
         ax.set_xlabel("inner epoch on the same batch")
         ax.set_title("loss value", fontsize=10)
-        ax.legend(fontsize=8, loc="lower left")
+        self.legend = ax.legend(fontsize=8, loc="lower left")
         (self.grad_line,) = self.ax_grad.plot([], [], "o-", color=GRAD_COLOR)
         self.ax_grad.set_xlim(0.5, max_epochs + 0.5)
         self.ax_grad.set_xlabel("inner epoch on the same batch")
@@ -113,6 +116,12 @@ class EpochCurvesFigure:
             axis.set_major_locator(MaxNLocator(5))  # few tick labels: cheaper redraws
         self.first_text = ax.text(0.98, 0.95, "", transform=ax.transAxes, ha="right",
                                   va="top", fontsize=8)
+        # what ``update`` changes: the curves, the y-axes (their limits follow the data),
+        # the zero line (placed on the y-axis) and the text; titles, x-axes, legend stay
+        self.moving = [self.loss_line, self.policy_line, self.kl_line, self.grad_line,
+                       self.zero_line, self.first_text, self.ax_loss.yaxis,
+                       self.ax_grad.yaxis]
+        self.on_top = [self.legend]  # static, but drawn over the curves
 
     def update(self, result: dict, epochs: int | None = None) -> "EpochCurvesFigure":
         shown = len(result["loss"]) if epochs is None else epochs

@@ -24,6 +24,7 @@ def clipping_panel() -> Panel:
     and its gradient w.r.t. log pi as functions of rho, flat regions shaded (read off the
     autograd gradient of ``rlviz.clipped_surrogate``)."""
     drawing = SurrogateFigure(rho_max=RHO_MAX)
+    drawing.figure.enable_blit(drawing.moving, drawing.on_top)  # redraw curves and y-axes
     controls = {
         "eps_low": slider("ε_low", 0.2, 0.05, 0.5, 0.01, readout_format=".2f"),
         "eps_high": slider("ε_high (DAPO: 0.28)", 0.2, 0.05, 0.5, 0.01, readout_format=".2f"),

@@ -12,6 +12,7 @@ VS Code and Colab, needs no extra front-end extension, and costs one Agg render 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import math
@@ -24,6 +25,9 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)  # no-op inside Jupyter, where a backend is already set
 from matplotlib.figure import Figure  # noqa: E402
+
+from ..plots.blit import PNG_COMPRESS_LEVEL, BlitFigure  # noqa: E402
+from ..threads import one_torch_thread  # noqa: E402
 
 # name -> (factory, notebook) ; filled by @register_panel, read by tests and benchmarks
 PANEL_REGISTRY: dict[str, tuple[Callable[[], "Panel"], str]] = {}
@@ -42,9 +46,17 @@ def register_panel(name: str, notebook: str):
 
 
 def render_png(fig: Figure, dpi: float | None = None) -> bytes:
-    """Render a figure to PNG bytes with the Agg canvas (no pyplot state involved)."""
+    """Render a figure to PNG bytes with the Agg canvas (no pyplot state involved).
+
+    A ``BlitFigure`` with blitting on redraws only its moving artists over a cached
+    background (see ``rlviz.plots.blit``); any other figure gets a full draw. Both encode
+    with zlib level 1: about twice as fast as the default level, for files ~20% larger.
+    """
+    if isinstance(fig, BlitFigure) and fig.blitting and dpi in (None, fig.dpi):
+        return fig.render_png()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi or fig.dpi)
+    fig.savefig(buffer, format="png", dpi=dpi or fig.dpi,
+                pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     return buffer.getvalue()
 
 
@@ -136,7 +148,11 @@ class Panel:
     def refresh(self) -> dict:
         """Recompute and redraw for the current control values; returns ``self.values``."""
         start = time.perf_counter()
-        numbers = self._update(**self.params())
+        # a slider's update works on tiny tensors: on one torch thread it is faster and
+        # steadier (see rlviz.threads); a Run-button panel chooses its own threads
+        threads = one_torch_thread() if self.run_button is None else contextlib.nullcontext()
+        with threads:
+            numbers = self._update(**self.params())
         self.image.value = render_png(self.figure)
         self.update_seconds.append(time.perf_counter() - start)
         self.values = dict(numbers or {})

@@ -36,7 +36,8 @@ def group_std_bias_panel(group_size: int = 8, p: float = 0.1, eps: float = 1e-6,
                                   description="scale"),
     }
     figure = plot_abs_advantage(exp.std_bias_data(group_size, p, eps, scale))
-    figure.enable_blit(figure.rlviz_artists["moving"])  # only the curves move
+    # only the curves move; the legend stays on top of them
+    figure.enable_blit(figure.rlviz_artists["moving"], figure.rlviz_artists["on_top"])
 
     def update(group_size, p, eps, scale):
         data = exp.std_bias_data(group_size, p, eps, scale)

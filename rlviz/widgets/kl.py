@@ -39,7 +39,10 @@ def gaussian_kl_panel(mu: float = 1.0, n_samples: int = 2000, seed: int = 0) -> 
         "mu": slider("mu (p = N(mu, 1))", mu, 0.05, 2.0, 0.05, readout_format=".2f"),
         "n_samples": slider("samples", n_samples, 10, GAUSSIAN_POOL, 10),
     }
-    figure = plot_gaussian_estimators(exp.gaussian_panel_data(pool, mu, n_samples), title=False)
+    figure = plot_gaussian_estimators(exp.gaussian_panel_data(pool, mu, n_samples),
+                                      title=False, max_samples=GAUSSIAN_POOL)
+    # redraw only the curves and the axes whose limits follow them
+    figure.enable_blit(figure.rlviz_artists["moving"], figure.rlviz_artists["on_top"])
 
     def update(mu, n_samples):
         with one_torch_thread():
@@ -86,6 +89,8 @@ def token_kl_panel(shift: float = 1.0, temperature: float = 1.0, samples_per_ste
 
     result, data = compute(shift, temperature, samples_per_step)
     figure = plot_token_estimators(data, title=False)
+    # redraw only the curves, the axes whose limits follow them and the left legend
+    figure.enable_blit(figure.rlviz_artists["moving"], figure.rlviz_artists["on_top"])
 
     def update(shift, temperature, samples_per_step):
         result, data = compute(shift, temperature, samples_per_step)

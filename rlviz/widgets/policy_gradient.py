@@ -8,6 +8,7 @@ import math
 from ..experiments import policy_gradient as pg
 from ..plots.policy_gradient import (
     entropy_figure,
+    episode_ylim_of,
     gae_figure,
     update_entropy_figure,
     update_gae_figure,
@@ -17,13 +18,6 @@ from .common import Panel, register_panel, slider
 __all__ = ["entropy_bonus_panel", "gae_panel"]
 
 LAM_GRID = [i / 20 for i in range(21)]
-
-
-def _frozen(panel: Panel) -> Panel:
-    """Keep the layout the first render computed and stop recomputing it: constrained
-    layout costs about a third of each redraw, and the axes do not move between updates."""
-    panel.figure.set_layout_engine(None)
-    return panel
 
 
 @register_panel("gae", notebook="02")
@@ -38,7 +32,14 @@ def gae_panel(gamma: float = 1.0, lam: float = 0.95, critic_error: float = 0.5,
     probability) and measured on ``num_episodes`` sampled episodes (dots).
     """
     study = pg.gae_study(num_episodes=num_episodes)
-    fig, handles = gae_figure(study.chain.length, len(LAM_GRID), legend=False)
+    # the episode's y-range over the corners and middles of the sliders' ranges (a finer
+    # grid gives the same range): that axis then never changes
+    corners = [pg.example_episode(study, g, lam_, c) for g in (0.5, 0.75, 1.0)
+               for lam_ in (0.0, 0.5, 1.0) for c in (0.0, 0.5, 1.0)]
+    fig, handles = gae_figure(study.chain.length, len(LAM_GRID), legend=False,
+                              numbers_in_title=False,
+                              episode_ylim=episode_ylim_of(corners, legend=False))
+    fig.enable_blit(handles["moving"])  # redraw only the curves, bars and one y-axis
     curves: dict = {}  # (gamma, critic_error) -> stats over LAM_GRID
 
     def update(gamma, lam, critic_error):
@@ -67,7 +68,7 @@ def gae_panel(gamma: float = 1.0, lam: float = 0.95, critic_error: float = 0.5,
         "lam": slider("lambda", lam, 0.0, 1.0, 0.05),
         "critic_error": slider("critic error", critic_error, 0.0, 1.0, 0.1),
     }
-    return _frozen(Panel(
+    return Panel(
         "GAE: from one-step TD (lambda = 0) to Monte Carlo (lambda = 1)",
         controls, fig, update,
         description=("Critic error 0: the true values; 1: a critic that only knows the "
@@ -77,7 +78,7 @@ def gae_panel(gamma: float = 1.0, lam: float = 0.95, critic_error: float = 0.5,
                      "estimate from one episode: red = bias^2, blue = variance, black = "
                      "MSE, dots = measured on sampled episodes, star = lowest MSE, green = "
                      "this lambda."),
-    ))
+    )
 
 
 @register_panel("entropy_bonus", notebook="02")
@@ -90,6 +91,7 @@ def entropy_bonus_panel(ent_coef: float = 0.1, steps: int = 100, num_seeds: int 
     grid = [i / 20 for i in range(21)]
     runs = pg.entropy_bonus_run(problem, grid, steps=steps, num_seeds=num_seeds)
     fig, handles = entropy_figure(steps, problem.tokens, legend=False)
+    fig.enable_blit(handles["moving"])  # redraw only the curves and bars
 
     def update(ent_coef):
         k = min(range(len(grid)), key=lambda i: abs(grid[i] - ent_coef))
@@ -97,7 +99,7 @@ def entropy_bonus_panel(ent_coef: float = 0.1, steps: int = 100, num_seeds: int 
         target = (problem.rewards / c).softmax(-1) if c > 0 else \
             (problem.rewards == problem.rewards.max()).to(problem.rewards.dtype)
         update_entropy_figure(handles, runs["entropy"][k], runs["entropy"][0],
-                              float(runs["limit_entropy"][k]), runs["probs"][k], target, c)
+                              float(runs["limit_entropy"][k]), runs["probs"][k], target)
         return {
             "ent_coef": c,
             "entropy after training": float(runs["entropy"][k, -1]),
@@ -108,7 +110,7 @@ def entropy_bonus_panel(ent_coef: float = 0.1, steps: int = 100, num_seeds: int 
         }
 
     controls = {"ent_coef": slider("ent_coef", ent_coef, 0.0, 1.0, 0.05)}
-    return _frozen(Panel(
+    return Panel(
         "The entropy bonus: loss = policy loss - ent_coef * H(pi)",
         controls, fig, update,
         description=(f"{num_seeds} seeds x {steps} steps of REINFORCE (8 samples per step, "
@@ -116,4 +118,4 @@ def entropy_bonus_panel(ent_coef: float = 0.1, steps: int = 100, num_seeds: int 
                      "entropy with this ent_coef, red = without the bonus, dashed = entropy "
                      "of softmax(r / c). Right: blue = the policy after training, grey = "
                      "softmax(r / c)."),
-    ))
+    )

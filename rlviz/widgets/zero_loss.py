@@ -25,6 +25,7 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
     """
     lab = ZeroLossLab() if lab is None else lab
     drawing = EpochCurvesFigure(max_epochs=MAX_EPOCHS)
+    drawing.figure.enable_blit(drawing.moving, drawing.on_top)  # redraw curves and y-axes
     cache: dict = {}
     controls = {
         "epochs": slider("inner epochs", 4, 1, MAX_EPOCHS, 1),

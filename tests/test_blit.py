@@ -1,0 +1,207 @@
+"""``rlviz.plots.blit.BlitFigure``: a blitted render shows the same pixels as a full redraw,
+the cached background is redrawn when it must be, and no slider panel ever shows a stale
+picture."""
+
+import io
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from rlviz.plots.blit import BlitFigure, png_from_canvas
+from rlviz.widgets import PANEL_REGISTRY
+from rlviz.widgets.common import render_png
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+
+
+def full_redraw(fig: Figure) -> np.ndarray:
+    """Every artist drawn by matplotlib's own savefig (moving ones included, in zorder)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return pixels(buffer.getvalue())
+
+
+def assert_same_picture(blitted: np.ndarray, full: np.ndarray) -> None:
+    """Equal but for a few single pixels: where a moving artist meets a static one drawn
+    between the moving ones in a full draw (a tick mark at a spine), the blend differs.
+    A stale or missing line or label differs in hundreds of pixels."""
+    assert blitted.shape == full.shape
+    differing = np.count_nonzero(np.abs(blitted - full).max(axis=2) > 3)
+    assert differing <= 0.001 * blitted.shape[0] * blitted.shape[1], differing
+
+
+def make_figure(moving_axis: bool = False):
+    """Two axes with static text, a legend and a zero line, and a line that moves."""
+    fig = BlitFigure(figsize=(5, 2.5), dpi=60)
+    left, right = fig.subplots(1, 2)
+    (line,) = left.plot([0.2, 0.5, 0.8], [0.3, 0.6, 0.4], color="tab:red", lw=3, label="moving")
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1)
+    left.set_title("static title")
+    legend = left.legend(loc="upper right")
+    right.plot([0, 1], [0, 1], color="black", transform=right.transAxes)  # not on the data
+    # clear of the spines: a moving artist is drawn over static ones of higher zorder
+    zero = right.axhline(0.5, xmin=0.1, xmax=0.9, color="grey")
+    moving = [line]
+    if moving_axis:
+        moving += [right.yaxis, zero]
+    fig.enable_blit(moving, on_top=[legend])
+    return fig, line, left, right, legend
+
+
+def count_background_draws(fig: BlitFigure) -> list:
+    """Wrap the canvas' full draw so a test can count how often the background is drawn."""
+    calls = []
+    draw = fig.canvas.draw
+
+    def counting_draw(*args, **kwargs):
+        calls.append(1)
+        return draw(*args, **kwargs)
+
+    fig.canvas.draw = counting_draw
+    return calls
+
+
+def test_a_blitted_render_equals_a_full_redraw_after_moving_an_artist():
+    fig, line, *_ = make_figure()
+    first = pixels(fig.render_png())
+    line.set_ydata([0.1, 0.2, 0.15])  # stays clear of the legend, spines and text
+    blitted = pixels(fig.render_png())
+    assert not np.array_equal(first, blitted), "the moved line must show"
+    assert_same_picture(blitted, full_redraw(fig))
+
+
+def test_the_background_is_drawn_once_while_only_moving_artists_change():
+    fig, line, *_ = make_figure()
+    calls = count_background_draws(fig)
+    for top in (0.2, 0.3, 0.4):
+        line.set_ydata([0.1, top, 0.1])
+        fig.render_png()
+    assert len(calls) == 1
+
+
+def test_a_changed_static_artist_shows_only_after_invalidate():
+    fig, _line, left, *_ = make_figure()
+    before = pixels(fig.render_png())
+    left.set_title("a different title")
+    stale = pixels(fig.render_png())
+    assert np.array_equal(stale, before), "static artists come from the cached background"
+    fig.invalidate()
+    fresh = pixels(fig.render_png())
+    assert not np.array_equal(fresh, before)
+    assert_same_picture(fresh, full_redraw(fig))
+
+
+def test_new_limits_of_a_static_axis_redraw_the_background_by_themselves():
+    fig, _line, left, *_ = make_figure()
+    fig.render_png()
+    calls = count_background_draws(fig)
+    left.set_ylim(0, 2)  # its tick labels and the line's place change
+    blitted = pixels(fig.render_png())
+    assert len(calls) == 1
+    assert_same_picture(blitted, full_redraw(fig))
+
+
+def test_a_moving_axis_follows_its_limits_without_a_background_redraw():
+    fig, _line, _left, right, _legend = make_figure(moving_axis=True)
+    fig.render_png()
+    calls = count_background_draws(fig)
+    right.set_ylim(0.25, 0.75)  # new tick labels; the zero line (moving too) moves
+    blitted = pixels(fig.render_png())
+    assert calls == []
+    assert_same_picture(blitted, full_redraw(fig))
+
+
+def test_on_top_artists_stay_over_the_moving_ones():
+    fig, line, _left, _right, legend = make_figure()
+    fig.render_png()
+    renderer = fig.canvas.get_renderer()
+    x0, y0, x1, y1 = legend.get_window_extent(renderer).extents
+    height = fig.canvas.get_width_height()[1]
+    rows = slice(int(height - y1) + 2, int(height - y0) - 2)  # image rows run top down
+    cols = slice(int(x0) + 2, int(x1) - 2)
+    without_line = pixels(fig.render_png())
+    line.set_ydata([0.9, 0.9, 0.9])  # through the legend, which sits in the upper right
+    with_line = pixels(fig.render_png())
+    assert np.array_equal(with_line[rows, cols], without_line[rows, cols])
+    assert not np.array_equal(with_line, without_line), "the line shows outside the legend"
+
+
+def test_the_frame_stays_over_moving_shading():
+    fig = BlitFigure(figsize=(3, 2), dpi=60)
+    ax = fig.subplots()
+    span = ax.axvspan(0.2, 0.6, color="tab:blue")  # reaches the top and bottom spines
+    ax.set_xlim(0, 1)
+    fig.enable_blit([span])
+    fig.render_png()
+    span.set_x(0.0)  # now over the left spine too
+    span.set_width(0.5)
+    assert_same_picture(pixels(fig.render_png()), full_redraw(fig))
+
+
+def test_savefig_still_draws_everything():
+    fig, line, *_ = make_figure()
+    fig.render_png()
+    line.set_ydata([0.1, 0.2, 0.15])
+    saved = full_redraw(fig)
+    assert_same_picture(pixels(fig.render_png()), saved)
+
+
+def test_png_from_canvas_holds_the_canvas_pixels():
+    fig = Figure(figsize=(2, 1), dpi=50)
+    canvas = FigureCanvasAgg(fig)
+    fig.subplots().plot([0, 1], [1, 0], color="tab:green")
+    canvas.draw()
+    png = png_from_canvas(canvas)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(pixels(png), np.asarray(canvas.buffer_rgba())[:, :, :3])
+
+
+def test_render_png_needs_enable_blit_and_render_png_falls_back_to_savefig():
+    fig = BlitFigure(figsize=(2, 1), dpi=50)
+    fig.subplots().plot([0, 1], [0, 1])
+    with pytest.raises(RuntimeError, match="enable_blit"):
+        fig.render_png()
+    assert not fig.blitting
+    assert render_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"  # a plain full draw
+
+
+def settings_of(control):
+    """The ends and the middle of a slider, every option, both states of a checkbox."""
+    if hasattr(control, "options"):
+        return [opt[1] if isinstance(opt, tuple) else opt for opt in control.options]
+    if hasattr(control, "min") and hasattr(control, "max"):
+        lo, hi = control.min, control.max
+        middle = lo + (hi - lo) // 2 if isinstance(control.value, int) else lo + (hi - lo) / 2
+        if not isinstance(control.value, int) and getattr(control, "step", None):
+            middle = lo + round((middle - lo) / control.step) * control.step
+        return [hi, middle, lo]
+    if isinstance(control.value, bool):
+        return [not control.value, control.value]
+    return []
+
+
+BLITTING_PANELS = sorted(name for name, (factory, _nb) in PANEL_REGISTRY.items()
+                         if name not in ("training", "clipping_run"))  # Run-button panels
+
+
+@pytest.mark.parametrize("name", BLITTING_PANELS)
+def test_no_panel_shows_a_stale_picture(name):
+    """After every control move the panel's image equals a render from a freshly drawn
+    background: nothing the update changed was left in the cached background."""
+    panel = PANEL_REGISTRY[name][0]()
+    fig = panel.figure
+    assert isinstance(fig, BlitFigure) and fig.blitting, f"{name} does not blit"
+    for control_name, control in panel.controls.items():
+        initial = control.value
+        for value in settings_of(control) + [initial]:
+            control.value = value
+            shown = pixels(panel.image.value)
+            fig.invalidate()
+            fresh = pixels(render_png(fig))
+            assert np.array_equal(shown, fresh), f"{name}: stale after {control_name}={value!r}"
