@@ -247,10 +247,22 @@ def _cpu_settings():
     """One torch thread (``rlviz.threads.one_torch_thread``: this model's matrices are too
     small to split; on a busy 2-core machine two threads made training ~10x slower) and
     denormals flushed to zero (Adam's tiny second moments otherwise slow training ~25x late
-    in a run; flushing changes nothing measurable at float32 scale)."""
+    in a run; flushing changes nothing measurable at float32 scale). Both are restored
+    afterwards: flushing is a process-wide CPU flag that other code (hypothesis, for one)
+    refuses to run under."""
+    was_flushing = _flushes_denormals()
     torch.set_flush_denormal(True)
-    with one_torch_thread():
-        yield
+    try:
+        with one_torch_thread():
+            yield
+    finally:
+        torch.set_flush_denormal(was_flushing)
+
+
+def _flushes_denormals() -> bool:
+    """Whether the CPU flushes subnormal floats to zero right now (torch has no getter)."""
+    tiny = torch.tensor([1e-300], dtype=torch.float64)
+    return (tiny * 1e-10).item() == 0.0  # 1e-310 is subnormal in float64
 
 
 def compute_advantages(cfg: TrainConfig, batch: Rollout):

@@ -184,3 +184,15 @@ def test_hparams_report_the_entropy_bonus_the_trainer_applies():
     assert TrainConfig(algo="grpo_paper").hparams()["ent_coef"] == 0.01
     assert TrainConfig(algo="dapo", ent_coef=0.0).hparams()["ent_coef"] == 0.0
     assert TrainConfig(algo="dr_grpo").hparams()["max_len"] == 8  # the generation budget
+
+
+def test_training_leaves_the_denormal_flag_as_it_found_it():
+    """The trainer flushes denormals for speed, but must not leave the process-wide CPU
+    flag set (hypothesis, for one, refuses to run under it)."""
+    from rlviz.trainer import _cpu_settings
+
+    tiny = torch.tensor([1e-300], dtype=torch.float64)
+    assert (tiny * 1e-10).item() != 0.0
+    with _cpu_settings():
+        assert (tiny * 1e-10).item() == 0.0
+    assert (tiny * 1e-10).item() != 0.0
