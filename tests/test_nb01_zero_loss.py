@@ -184,7 +184,7 @@ def test_lab_first_epoch_is_the_first_step_loss(lab, spread):
     assert lengths.max() <= 24 and lengths.min() >= 4
     for mode in MODES:
         got = lab.run(1, spread=spread, mode=mode)["loss"][0]
-        expected = loop_first_step_loss(adv, lengths, mode, max_len=32)
+        expected = loop_first_step_loss(adv, lengths, mode, max_len=24)
         assert got == pytest.approx(expected, abs=1e-6), mode
     uncentred = lab.run(1, spread=spread, centred=False)["loss"][0]
     assert uncentred == pytest.approx(-float(lab.rewards.double().mean()), abs=1e-6)

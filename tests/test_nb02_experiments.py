@@ -201,6 +201,48 @@ def test_epochs_on_one_batch_clip_stops_the_walk():
         pg.epochs_on_one_batch(PROBLEM, "reinforce")
 
 
+def loop_walk(actions, loss, epochs, lr, num_samples):
+    """Gradient steps on one batch by plain float64 loops: the naive loss's gradient is
+    -(1/N) sum_i A_i (onehot(a_i) - pi), the ratio loss's -(1/N) sum_i rho_i A_i (onehot - pi).
+    Returns the final probabilities and ESS = N / sum_k pi_k^2 / pi_old_k."""
+    p_old = softmax_list(list(pg.INIT_LOGITS))
+    j_old = sum(p * r for p, r in zip(p_old, pg.REWARDS))
+    theta = list(pg.INIT_LOGITS)
+    for _ in range(epochs):
+        probs = softmax_list(theta)
+        grad = [0.0] * 5
+        for a in actions:
+            weight = pg.REWARDS[a] - j_old
+            if loss == "ratio":
+                weight *= probs[a] / p_old[a]
+            for k in range(5):
+                grad[k] -= weight * ((k == a) - probs[k]) / num_samples
+        theta = [t - lr * g for t, g in zip(theta, grad)]
+    probs = softmax_list(theta)
+    return probs, num_samples / sum(q * q / p for p, q in zip(p_old, probs))
+
+
+@pytest.mark.parametrize("loss", ["naive", "ratio"])
+def test_epochs_on_one_and_many_batches_match_loops(loss):
+    many = pg.epochs_on_many_batches(PROBLEM, loss, num_batches=4, epochs=7, lr=1.0,
+                                     num_samples=6, seed=10)
+    for b in range(4):
+        actions = pg.sample_actions(PROBLEM.probs, 1, 6, seed=10 + b)[0].tolist()
+        probs, ess = loop_walk(actions, loss, epochs=7, lr=1.0, num_samples=6)
+        one = pg.epochs_on_one_batch(PROBLEM, loss, epochs=7, lr=1.0, num_samples=6,
+                                     seed=10 + b)
+        assert one["probs"].tolist() == pytest.approx(probs, abs=1e-12)
+        assert one["ess"][-1].item() == pytest.approx(ess, abs=1e-10)
+        assert one["ess"][0].item() == 6.0
+        assert many["best_prob"][b].item() == pytest.approx(probs[0], abs=1e-12)  # "great"
+        assert many["ess"][b].item() == pytest.approx(ess, abs=1e-10)
+        j = sum(p * r for p, r in zip(probs, pg.REWARDS))
+        assert many["expected_reward"][b].item() == pytest.approx(j, abs=1e-12)
+        assert bool(many["best_in_batch"][b]) == (0 in actions)
+    with pytest.raises(ValueError, match="num_batches"):
+        pg.epochs_on_many_batches(PROBLEM, loss, num_batches=0)
+
+
 def test_sequence_ratio_second_moment_by_enumeration():
     # two independent tokens: E_old[(rho1 rho2)^2] = (E_old[rho^2])^2
     p_old = softmax_list([0.0, 0.5, -0.3])

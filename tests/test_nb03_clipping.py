@@ -213,10 +213,11 @@ def test_token_vs_sequence_by_hand():
     result = cl.token_vs_sequence(logp, old, advantage=2.0)
     s = math.exp(sum(changes) / 4)
     assert result["sequence_ratio"] == pytest.approx(s)
-    # token level, eps 0.2: token 0 (rho 1.35 > 1.2, A > 0) is flat; the others -rho A / L
+    # token level, eps 0.2: token 0 (rho 1.35 > 1.2, A > 0) is flat; the others get
+    # d objective / d log pi = rho A / L (positive for A > 0)
     for t, change in enumerate(changes):
         rho = math.exp(change)
-        expected = 0.0 if rho > 1.2 else -rho * 2.0 / 4
+        expected = 0.0 if rho > 1.2 else rho * 2.0 / 4
         assert result["token_grad"][t].item() == pytest.approx(expected)
     # sequence level: s = 1.064 > 1 + 4e-4 with A > 0: the whole response is flat
     assert torch.equal(result["sequence_grad"], torch.zeros(4, dtype=torch.float64))
@@ -224,8 +225,9 @@ def test_token_vs_sequence_by_hand():
     tiny = old + torch.tensor([1e-4, -1e-4, 2e-4, 0.0], dtype=torch.float64)
     inside = cl.token_vs_sequence(tiny, old, advantage=-1.0)
     s = math.exp(2e-4 / 4)
-    for t in range(4):  # every token gets the same weight -s A / L
-        assert inside["sequence_grad"][t].item() == pytest.approx(s / 4)
+    for t in range(4):  # every token gets the same weight s A / L, negative for A < 0
+        assert inside["sequence_grad"][t].item() == pytest.approx(-s / 4)
+    assert not any(math.copysign(1, g) < 0 for g in result["sequence_grad"].tolist())
     with pytest.raises(ValueError, match="1-D"):
         cl.token_vs_sequence(tiny.view(2, 2), old.view(2, 2), 1.0)
 
@@ -321,3 +323,69 @@ def test_gets_gradient_exercise():
         check_gets_gradient(lambda rho, adv, lo, hi, c: good(rho, adv, lo, hi, None))
     with pytest.raises(ExerciseError, match="A > 0"):
         check_gets_gradient(lambda rho, adv, lo, hi, c: True)
+
+
+def test_gets_gradient_exercise_accepts_strict_and_non_strict_bounds():
+    from rlviz.exercises import clipping as ex
+
+    for eps_low, eps_high, dual in ex._GRADIENT_SETTINGS:  # no probe sits on a kink
+        kinks = [1 - eps_low, 1 + eps_high] + ([dual] if dual is not None else [])
+        assert all(abs(rho - k) > 1e-6 for rho in ex._GRADIENT_RATIOS for k in kinks)
+
+    def strict(rho, adv, eps_low, eps_high, dual_clip):
+        if adv == 0:
+            return False
+        if adv > 0:
+            return rho < 1 + eps_high
+        if dual_clip is not None and rho >= dual_clip:
+            return False
+        return rho > 1 - eps_low
+
+    def non_strict(rho, adv, eps_low, eps_high, dual_clip):
+        if adv == 0:
+            return False
+        if adv > 0:
+            return rho <= 1 + eps_high
+        if dual_clip is not None and rho > dual_clip:
+            return False
+        return rho >= 1 - eps_low
+
+    assert check_gets_gradient(strict).startswith("Correct")
+    assert check_gets_gradient(non_strict).startswith("Correct")
+    with pytest.raises(ExerciseError, match="A = 0"):  # A = 0: the loss is 0, no gradient
+        check_gets_gradient(lambda rho, adv, lo, hi, c: non_strict(rho, adv or 1.0, lo, hi, c))
+
+
+def test_figure_review_fixes():
+    # static surrogate figure: the titles name A, c and the clip range; in a panel only the
+    # formula (with the dual-clip cap when it applies)
+    curves = cl.surrogate_curves(-1.0, 0.2, 0.28, 3.0, rho_max=4.0)
+    static = SurrogateFigure(rho_max=4.0).update(curves, -1.0, 0.2, 0.28, 3.0)
+    assert static.titles[0].get_text() == "A = -1: objective max(min(ρA, clip(ρ)A), cA), c = 3"
+    assert "0.80..1.28" in static.titles[1].get_text()
+    panel_figure = SurrogateFigure(rho_max=4.0)
+    panel_figure.figure.enable_blit(panel_figure.moving, panel_figure.on_top)
+    panel_figure.update(curves, -1.0, 0.2, 0.28, 3.0)
+    assert panel_figure.titles[0].get_text() == "objective max(min(ρA, clip(ρ)A), cA)"
+    panel_figure.update(cl.surrogate_curves(1.0, 0.2, 0.28, None, rho_max=4.0), 1.0, 0.2,
+                        0.28, None)
+    assert panel_figure.titles[0].get_text() == "objective min(ρA, clip(ρ)A)"
+    # GSPO figure: gradients of the objective (positive for A > 0); zeros as markers
+    old = torch.tensor([-1.0, -2.0, -3.0, -0.5], dtype=torch.float64)
+    logp = old + torch.tensor([0.3, 0.0, -0.1, 0.05], dtype=torch.float64)  # rho 1.35 ...
+    result = cl.token_vs_sequence(logp, old, advantage=2.0)  # token 0 and s are clipped
+    assert min(result["token_grad"].tolist()[1:]) > 0
+    fig = plot_token_vs_sequence(result, 2.0)
+    right = fig.axes[1]
+    markers = {line.get_label(): len(line.get_xdata()) for line in right.get_lines()
+               if line.get_linestyle() == "None"}
+    assert markers["sequence level: gradient exactly 0"] == int((result["sequence_grad"] == 0)
+                                                                 .sum())
+    assert markers["token level: gradient exactly 0"] == int((result["token_grad"] == 0).sum())
+    assert "d objective" in right.get_title()
+    # run figure: narrower histogram range with the same bin width, and a key for the map
+    narrow = ClippingRunFigure(max_epochs=6, log2_range=1.5)
+    assert narrow.bins == 24 and ClippingRunFigure().bins == 48
+    assert narrow.edges[0] == pytest.approx(2 ** -1.5) and narrow.ax_frac.get_xlim()[1] == 6.5
+    key = narrow.figure.legends[0]
+    assert [t.get_text() for t in key.get_texts()][0] == "gets a gradient"

@@ -413,3 +413,90 @@ def test_demo_kl_trace_is_the_demo_run_and_its_kl_term():
                                      rel=1e-4, abs=1e-14)
         assert exact >= 0
     assert trace["exact_kl"][3] > trace["exact_kl"][1] > 0
+
+
+# ---------------------------------------------------------------------------------------
+# Added with the review fixes: k1 on uniform tokens, GRPO's k3 noise, section 5's formula
+# checks, the fixed-beta run's final policy, and section 8's summary numbers
+# ---------------------------------------------------------------------------------------
+
+def test_k1_as_loss_on_uniform_tokens_pushes_away_from_uniform():
+    policy_logp, ref_logp = kle.token_distributions(vocab_size=20, shift=0.7, ref_scale=1.0)
+    grads = kle.expected_gradients(policy_logp, ref_logp)
+    pi = policy_logp.exp().tolist()
+    n = len(pi)
+    # d/d theta_j of (1/V) sum_x log softmax(theta)_x = 1/V - pi_j, by hand
+    assert grads["k1_loss_uniform"].tolist() == pytest.approx([1 / n - p for p in pi],
+                                                              abs=1e-12)
+    # KL(U || pi) = sum_x (1/V) (log(1/V) - log pi_x): gradient pi_j - 1/V
+    assert grads["uniform_kl"].tolist() == pytest.approx([p - 1 / n for p in pi], abs=1e-12)
+
+
+def test_grpo_k3_expectation_and_standard_error_by_loops():
+    lengths = (4, 2, 3)
+    out = kle.kl_placement_batch(beta=0.1, lengths=lengths, vocab_size=12, shift=1.0, seed=5)
+    pol, ref = out["policy_logp_all"].tolist(), out["ref_logp_all"].tolist()
+    expected, variance = 0.0, 0.0
+    for i, length in enumerate(lengths):
+        weight = 1 / (len(lengths) * length)
+        for t in range(length):
+            probs = [math.exp(a) for a in pol[i][t]]
+            k3 = [math.exp(b - a) - 1 - (b - a) for a, b in zip(pol[i][t], ref[i][t])]
+            mean = sum(p * k for p, k in zip(probs, k3))
+            second = sum(p * k * k for p, k in zip(probs, k3))
+            kl = sum(p * (a - b) for p, a, b in zip(probs, pol[i][t], ref[i][t]))
+            assert mean == pytest.approx(kl, rel=1e-9)  # k3 is unbiased
+            expected += weight * kl
+            variance += weight**2 * (second - mean**2)
+    assert out["grpo_expected_k3"] == pytest.approx(expected, rel=1e-10)
+    assert out["grpo_k3_stderr"] == pytest.approx(math.sqrt(variance), rel=1e-10)
+
+
+def test_kl_placement_gradient_checks_detect_a_wrong_gradient():
+    out = kle.kl_placement_batch(beta=0.2, lengths=(6, 2, 4, 5), vocab_size=30, shift=1.0,
+                                 seed=2)
+    assert kle.kl_placement_gradient_checks(out) == {"ppo": True, "grpo": True}
+    broken = dict(out, ppo_kl_grad=out["ppo_kl_grad"] * 1.01)
+    assert kle.kl_placement_gradient_checks(broken) == {"ppo": False, "grpo": True}
+    broken = dict(out, grpo_kl_grad=out["grpo_kl_grad"].flip(-1))
+    assert kle.kl_placement_gradient_checks(broken)["grpo"] is False
+
+
+def test_adaptive_run_final_probs_match_its_last_kl():
+    ref, reward = kle.toy_bandit()
+    history = kle.adaptive_kl_run(ref, reward, 0.5, init_beta=0.05, adaptive=False,
+                                  iterations=40)
+    probs = history["final_probs"]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-12)
+    kl = sum(p * (math.log(p) - a) for p, a in zip(probs, ref.tolist()))
+    assert history["kl"][-1] == pytest.approx(kl, rel=1e-10)
+    assert history["reward"][-1] == pytest.approx(
+        sum(p * r for p, r in zip(probs, reward.tolist())), rel=1e-10)
+
+
+def test_demo_kl_summary_on_a_hand_made_trace():
+    cfg = rlviz.Config()  # beta 0.01, G 4, B = 8, L = 24
+    factor = cfg.beta_kl * 8 / (4 * 24)
+    demo_kl = [0.0, 2e-4, -1e-4, 3e-4]
+    trace = {
+        "demo_kl": demo_kl,
+        "demo_kl_term": [factor * k for k in demo_kl],
+        "uniform_expectation": [0.0, -1e-5, -2e-5, 4e-5],
+        "exact_kl": [0.0, 1e-6, 3e-6, 6e-6],
+        "k3_on_policy": [0.0, 2e-6, 2e-6, 5e-6],
+        "paper_kl_term": [0.0, 1e-8, 3e-8, 2e-8],
+    }
+    out = kle.demo_kl_summary(trace, cfg)
+    assert out["steps"] == 3 and out["step0_zero"] and out["term_formula"]
+    assert out["term_negative"] == 1 and out["expectation_negative"] == 2
+    assert out["exact_kl_growing"] and out["final_exact_kl"] == 6e-6
+    assert out["k3_over_exact"] == pytest.approx(9e-6 / 10e-6)
+    assert out["typical_demo_kl"] == pytest.approx(6e-4 / 3)
+    assert out["typical_uniform_expectation"] == pytest.approx(7e-5 / 3)
+    assert out["typical_paper_term"] == pytest.approx(6e-8 / 3)
+    assert out["k1_weight"] == pytest.approx(0.01 / (4 * 24 * 24))
+    wrong = dict(trace, demo_kl_term=[0.0, 1e-7, 0.0, 0.0], exact_kl=[0.0, 2e-6, 1e-6, 3e-6])
+    out = kle.demo_kl_summary(wrong, cfg)
+    assert not out["term_formula"] and not out["exact_kl_growing"]
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        kle.demo_kl_summary({key: values[:1] for key, values in trace.items()}, cfg)

@@ -89,3 +89,22 @@ def test_static_figures_build():
     figures.append(klp.plot_adaptive_kl(runs, 0.5, 0.3))
     figures.append(klp.plot_demo_kl(kle.demo_kl_trace(steps=2, vocab_size=64)))
     assert all(isinstance(fig, Figure) and fig.axes for fig in figures)
+
+
+def test_static_figure_review_fixes():
+    pool = torch.randn(2000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    fig = klp.plot_gaussian_estimators(kle.gaussian_panel_data(pool, 0.3, 400), dpi=100)
+    assert fig.dpi == 100
+    assert {"density", "running average"} <= {t.get_text() for t in fig.texts}
+    ref, reward = kle.toy_bandit()
+    sweep = kle.beta_sweep(ref, reward, [0.05, 0.1, 1.0, 3.0])
+    trained = {"k2": kle.train_toy_policy(ref, reward, 0.1, "k2", steps=5, lr=0.2)}
+    ax = klp.plot_tradeoff(sweep, trained, 0.1).axes[0]
+    labels = [t for t in ax.texts if t.get_text().startswith("beta=")]
+    # the leftmost point is labelled on its right, the others on their left
+    assert [t.get_horizontalalignment() for t in labels] == ["right", "right", "right", "left"]
+    agreement = kle.gradient_agreement([0.1, 1.0])
+    policy, ref_logp = kle.token_distributions(vocab_size=20, shift=0.5)
+    right = klp.plot_expected_gradients(kle.expected_gradients(policy, ref_logp),
+                                        agreement).axes[1]
+    assert right.get_xlim()[1] == pytest.approx(3 * max(agreement["kl"]))

@@ -313,3 +313,70 @@ def test_thread_setting_is_restored():
     before = torch.get_num_threads()
     ex.sampled_share_all_equal([0.5], 4, num_groups=10)
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------------------------------
+# section 5: the settings table, built from the package's names and its loss table
+# ---------------------------------------------------------------------------------------
+def test_settings_table_covers_every_scale_and_mode_and_matches_the_loss_table():
+    import rlviz
+    from rlviz.losses import LOSS_FN_REGISTRY
+
+    rows = ex.settings_table()
+    assert [r["setting"] for r in rows] == ["group", "batch", "none", *MODES]
+    by_setting = {r["setting"]: r for r in rows}
+    # which algorithms use each setting, by a loop over the registry written here
+    for name, spec in LOSS_FN_REGISTRY.items():
+        if spec.is_demo:
+            assert all(name not in r["algorithms"] for r in rows)
+            continue
+        scale = spec.defaults.get("adv_scale")
+        if scale is not None:
+            assert name in by_setting[scale]["algorithms"]
+        assert name in by_setting[spec.defaults["loss_agg_mode"]]["algorithms"]
+    # hand-checked facts of the libraries (TRL GRPOConfig, verl algorithm / actor config)
+    assert by_setting["group"]["trl"] == 'scale_rewards="group"'
+    assert by_setting["group"]["verl"] == "algorithm.norm_adv_by_std_in_grpo=True"
+    assert by_setting["none"]["verl"] == "algorithm.norm_adv_by_std_in_grpo=False"
+    assert by_setting["batch"]["verl"] == ""
+    assert by_setting["seq-mean-token-sum-norm"]["trl"] == 'loss_type="dr_grpo"'
+    assert by_setting["seq-mean-token-sum"]["trl"] == ""
+    # every algorithm listed in a row sets the row's option (when it names it) to that value
+    table = {row["algo"]: row for row in rlviz.loss_table()}
+    for row in rows:
+        for algo in row["algorithms"]:
+            for library in ("trl", "verl"):
+                option = row[library]
+                if not option:
+                    continue
+                key = option.split("=")[0].split(".")[-1]
+                if key + "=" in table[algo][library]:
+                    values = [v.strip('"') for v in option.split("=", 1)[1].split(" / ")]
+                    assert any(f"{key}={v}" in table[algo][library].replace('"', "")
+                               for v in values), (row["setting"], algo, library)
+
+
+def test_settings_table_rejects_a_setting_the_loss_table_contradicts(monkeypatch):
+    wrong = tuple(
+        ex.LibrarySetting(s.kind, s.value, s.what, ("loss_type", ("bnpo",)), s.verl, s.paper)
+        if s.value == "seq-mean-token-sum-norm" else s
+        for s in ex.LIBRARY_SETTINGS)
+    monkeypatch.setattr(ex, "LIBRARY_SETTINGS", wrong)
+    with pytest.raises(ValueError, match="dr_grpo"):
+        ex.settings_table()
+    monkeypatch.setattr(ex, "LIBRARY_SETTINGS", wrong[1:])
+    with pytest.raises(ValueError, match="no entry"):
+        ex.settings_table()
+
+
+def test_tables_as_markdown():
+    text = ex.settings_table_markdown()
+    lines = text.split("\n")
+    assert len(lines) == 2 + 3 + len(MODES)
+    assert lines[1] == "|---" * 6 + "|"
+    assert all(line.count(" | ") == 5 for line in lines[:1] + lines[2:])  # 6 columns
+    algos = ex.algorithms_table_markdown(("dapo", "grpo"))
+    body = algos.split("\n")[2:]
+    assert [line.split(" | ")[0] for line in body] == ["| `grpo`", "| `dapo`"]
+    with pytest.raises(ValueError, match="unknown algorithms"):
+        ex.algorithms_table_markdown(("grpo", "nope"))

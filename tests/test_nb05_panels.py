@@ -154,3 +154,18 @@ def test_static_figures_build():
     ]
     for fig in figures:
         assert render_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_std_bias_middle_panel_has_a_legend_and_batch_is_dashed():
+    data = ex.std_bias_data(8, 0.1, 1e-6, "group", sampled_scales=("group",), num_batches=20)
+    fig = plots.plot_abs_advantage(data)
+    middle = fig.axes[1]
+    legend = middle.get_legend()
+    assert legend is not None and len(legend.get_texts()) == 3
+    lines = {line.get_label(): line for line in middle.get_lines()}
+    batch = next(line for label, line in lines.items() if label.startswith("/ batch std"))
+    none = lines["no std (Dr. GRPO)"]
+    assert batch.get_linestyle() == "--"
+    # relative to p = 0.5 the two curves coincide, which is why one of them is dashed
+    assert np.allclose(batch.get_ydata(), none.get_ydata())
+    assert legend in fig.rlviz_artists["on_top"]

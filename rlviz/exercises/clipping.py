@@ -11,6 +11,11 @@ __all__ = ["check_gets_gradient", "check_surrogate"]
 
 _SETTINGS = [(0.2, 0.2), (0.2, 0.28), (0.1, 0.3)]
 _RATIOS = [0.3, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0]
+# check_gets_gradient: (eps_low, eps_high, dual_clip) settings, advantages and ratios chosen so
+# that no ratio sits on a kink (1 - eps_low, 1 + eps_high or c), where either answer is defensible.
+_GRADIENT_SETTINGS = [(0.2, 0.2, None), (0.2, 0.28, None), (0.2, 0.28, 3.0), (0.15, 0.3, 2.2)]
+_GRADIENT_ADVANTAGES = (1.0, -1.0, 0.3, -2.5, 0.0)
+_GRADIENT_RATIOS = _RATIOS + [0.05, 2.5, 3.5, 10.0]
 
 
 def _reference_loss(rho: torch.Tensor, advantage: torch.Tensor, eps_low: float, eps_high: float,
@@ -94,19 +99,22 @@ def check_gets_gradient(fn) -> str:
     """Check ``fn(rho, advantage, eps_low, eps_high, dual_clip) -> bool``: does a token with
     ratio ``rho`` and advantage ``advantage`` get a gradient? ``dual_clip`` is ``None`` or
     c > 1. The reference is autograd through ``rlviz.clipped_surrogate``. No case sits
-    exactly on a clip boundary."""
+    exactly on a clip boundary (1 - eps_low, 1 + eps_high, c), so strict and non-strict
+    inequalities are both accepted. One case has A = 0, where the loss is 0 whatever rho."""
     count = 0
-    for eps_low, eps_high, dual_clip in [(0.2, 0.2, None), (0.2, 0.28, None), (0.2, 0.28, 3.0),
-                                         (0.1, 0.3, 2.0)]:
-        for advantage in (1.0, -1.0, 0.3, -2.5):
-            for rho in _RATIOS + [0.05, 2.5, 3.5, 10.0]:
+    for eps_low, eps_high, dual_clip in _GRADIENT_SETTINGS:
+        for advantage in _GRADIENT_ADVANTAGES:
+            for rho in _GRADIENT_RATIOS:
                 expected = _reference_gets_gradient(rho, advantage, eps_low, eps_high, dual_clip)
                 got = fn(rho, advantage, eps_low, eps_high, dual_clip)
                 if not isinstance(got, (bool, torch.Tensor)) and got not in (0, 1):
                     raise ExerciseError(f"return True or False, got {got!r}")
                 count += 1
                 if bool(got) != expected:
-                    if advantage > 0:
+                    if advantage == 0:
+                        why = ("with A = 0 the token's loss is 0 whatever rho, so its gradient "
+                               "is 0 too")
+                    elif advantage > 0:
                         why = ("with A > 0 the clipped branch (flat) is active only for "
                                "rho > 1 + eps_high")
                     elif dual_clip is not None and rho > dual_clip:

@@ -280,8 +280,11 @@ def token_vs_sequence(logp: torch.Tensor, old_logp: torch.Tensor, advantage: flo
     Token level: rho_t = exp(logp_t - old_t), clipped token by token with ``eps_token``.
     Sequence level: s = exp(mean_t (logp_t - old_t)), the geometric mean of the rho_t,
     one ratio for the whole response, clipped with GSPO's tiny ``eps_sequence``.
-    Returns the ratios and each token's gradient d loss / d logp_t under both losses,
-    both with seq-mean-token-mean aggregation (one response: the mean over its tokens).
+    Returns the ratios and each token's gradient of the objective (minus the loss),
+    d objective / d logp_t, under both losses, both with seq-mean-token-mean aggregation
+    (one response: the mean over its tokens): rho_t A / T (token level) or s A / T
+    (sequence level) where the unclipped branch is active, 0 where the token is clipped.
+    The sign matches ``surrogate_curves``: positive for A > 0.
     """
     if logp.dim() != 1 or old_logp.shape != logp.shape:
         raise ValueError(f"logp and old_logp must be 1-D of equal shape, got "
@@ -294,8 +297,8 @@ def token_vs_sequence(logp: torch.Tensor, old_logp: torch.Tensor, advantage: flo
         per_token = clipped_surrogate(x, old_logp.view(1, -1), adv, eps_low=low, eps_high=high,
                                       level=level, mask=mask)  # (1, T)
         loss = aggregate(per_token, mask, "seq-mean-token-mean")
-        (grad,) = torch.autograd.grad(loss, x)  # (1, T)
-        out[f"{level}_grad"] = grad.view(-1)
+        (grad,) = torch.autograd.grad(loss, x)  # (1, T) d loss / d logp
+        out[f"{level}_grad"] = -grad.view(-1) + 0.0  # (T,) d objective / d logp, no -0.0
     out["token_ratio"] = torch.exp(logp.detach() - old_logp)  # (T,)
     out["sequence_ratio"] = float(torch.exp((logp.detach() - old_logp).mean()))
     return out

@@ -9,12 +9,22 @@ and the unbiased std is ``s_k = sqrt(k (G - k) / (G (G - 1)))``.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from ..config import Config
-from ..losses import aggregate, clipped_surrogate, group_advantages, grpo_loss
+from ..losses import (
+    LOSS_FN_REGISTRY,
+    aggregate,
+    clipped_surrogate,
+    group_advantages,
+    grpo_loss,
+    loss_table,
+    loss_table_markdown,
+)
 from ..losses.advantages import ADV_SCALES
 from ..losses.aggregation import AGG_MODES
 from ..masks import compute_mask, mask_from_lengths
@@ -28,9 +38,12 @@ __all__ = [
     "ADV_SCALES",
     "BATCH_KINDS",
     "BATCH_STD_SPREAD",
+    "LIBRARY_SETTINGS",
+    "LibrarySetting",
     "abs_advantage_curve",
     "abs_advantage_sum_given_k",
     "advantage_steps",
+    "algorithms_table_markdown",
     "aggregation_coefficients",
     "binomial_pmf",
     "demo_scale_vs_prompts",
@@ -40,6 +53,8 @@ __all__ = [
     "optimizer_update_vs_prompts",
     "sampled_abs_advantage",
     "sampled_share_all_equal",
+    "settings_table",
+    "settings_table_markdown",
     "share_all_equal",
     "small_config",
     "std_bias_data",
@@ -499,3 +514,148 @@ def length_bias_data(lengths, correct, mode: str, scale: str, max_len: int = 32,
         labels = [f"resp. {i + 1}" for i in range(len(lengths))]
     return {"mode": mode, "weights": weights, "labels": labels, "per_token": per_token,
             "totals": totals}
+
+
+# ---------------------------------------------------------------------------------------
+# section 5: each setting and the option that selects it in TRL and verl
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LibrarySetting:
+    """One of ``rlviz``'s advantage scales or aggregation modes, and the library options that
+    select it. ``trl``: (``GRPOConfig`` field, the values that select it) or None if TRL has
+    no such option; ``verl``: (config key, value) or None. ``*_default``: the option is the
+    library's default. ``paper``: where the setting comes from."""
+
+    kind: str  # "advantages" (a scale of group_advantages) or "aggregation" (a mode)
+    value: str  # the rlviz name: an entry of ADV_SCALES or AGG_MODES
+    what: str
+    trl: tuple[str, tuple[str, ...]] | None
+    verl: tuple[str, str] | None
+    paper: str
+    trl_default: bool = False
+    verl_default: bool = False
+    trl_note: str = ""
+
+
+LIBRARY_SETTINGS = (
+    LibrarySetting("advantages", "group", "divide by the group std",
+                   ("scale_rewards", ("group",)), ("algorithm.norm_adv_by_std_in_grpo", "True"),
+                   "DeepSeekMath, arXiv 2402.03300", trl_default=True, verl_default=True),
+    LibrarySetting("advantages", "batch", "divide by the batch std",
+                   ("scale_rewards", ("batch",)), None,
+                   "Tricks or Traps? (Lite PPO), arXiv 2508.08221"),
+    LibrarySetting("advantages", "none", "no std",
+                   ("scale_rewards", ("none",)), ("algorithm.norm_adv_by_std_in_grpo", "False"),
+                   "Dr. GRPO, arXiv 2503.20783"),
+    LibrarySetting("aggregation", "seq-mean-token-mean", "mean over each response, then over "
+                   "responses", ("loss_type", ("grpo",)),
+                   ("loss_agg_mode", "seq-mean-token-mean"), "DeepSeekMath"),
+    LibrarySetting("aggregation", "token-mean", "mean over all tokens",
+                   ("loss_type", ("bnpo", "dapo")), ("loss_agg_mode", "token-mean"),
+                   "DAPO, arXiv 2503.14476", verl_default=True,
+                   trl_note="bnpo: local batch, dapo: global batch"),
+    LibrarySetting("aggregation", "seq-mean-token-sum", "sum over each response, mean over "
+                   "responses", None, ("loss_agg_mode", "seq-mean-token-sum"), "–"),
+    LibrarySetting("aggregation", "seq-mean-token-sum-norm", "sum over all tokens / (B L_max)",
+                   ("loss_type", ("dr_grpo",)), ("loss_agg_mode", "seq-mean-token-sum-norm"),
+                   "Dr. GRPO", trl_note="L_max = max_completion_length"),
+)
+
+_OPTION = re.compile(r'([\w.]+)=("?)([^",\s]+)\2')  # key=value or key="value"
+
+
+def _options(text: str) -> dict[str, str]:
+    """The key=value pairs of a loss-table cell, keyed by the key's last component."""
+    return {key.split(".")[-1]: value for key, _, value in _OPTION.findall(text)}
+
+
+def _option_text(key: str, values, default: bool, note: str = "",
+                 quote: bool = True) -> tuple[str, str]:
+    """(``key="value"`` or ``key="a" / "b"``, a note: "default" and/or ``note``)."""
+    shown = " / ".join(f'"{v}"' if quote else str(v) for v in values)
+    return f"{key}={shown}", "; ".join(x for x in ("default" if default else "", note) if x)
+
+
+def settings_table() -> list[dict]:
+    """One row per advantage scale (``ADV_SCALES``) and aggregation mode (``AGG_MODES``):
+    the ``rlviz`` call, the TRL and verl options that select it, the paper, and the
+    algorithms of the package's loss table (``rlviz.loss_table()``) that use it.
+
+    Checked against the loss table: the TRL / verl options of every algorithm that uses
+    the setting must not name another value for the same option (a ``ValueError`` says
+    which row disagrees)."""
+    by_name = {(s.kind, s.value): s for s in LIBRARY_SETTINGS}
+    wanted = [("advantages", v) for v in ADV_SCALES] + [("aggregation", v) for v in AGG_MODES]
+    missing = [name for name in wanted if name not in by_name]
+    if missing:
+        raise ValueError(f"LIBRARY_SETTINGS has no entry for {missing}")
+    algorithms = []  # (loss-table row, its advantage scale, its aggregation mode)
+    for row in loss_table():
+        spec = LOSS_FN_REGISTRY[row["algo"]]
+        if spec.is_demo:  # the demo's batch centring and sum over prompts are neither
+            continue
+        algorithms.append((row, spec.defaults.get("adv_scale"), spec.defaults["loss_agg_mode"]))
+    rows = []
+    for kind, value in wanted:
+        setting = by_name[(kind, value)]
+        users = [row for row, scale, mode in algorithms
+                 if (scale if kind == "advantages" else mode) == value]
+        for row in users:
+            for library, option in (("trl", setting.trl), ("verl", setting.verl)):
+                if option is None:
+                    continue
+                key, allowed = option[0].split(".")[-1], option[1]
+                allowed = allowed if isinstance(allowed, tuple) else (allowed,)
+                found = _options(row[library]).get(key)
+                if found is not None and found not in allowed:
+                    raise ValueError(f"loss table row {row['algo']!r} sets {library} {key}="
+                                     f"{found!r}, but {value!r} needs one of {allowed}")
+        if kind == "advantages":
+            call = f'group_advantages(r, G, "{value}")'
+        else:
+            extra = ", max_len" if value == "seq-mean-token-sum-norm" else ""
+            call = f'aggregate(l, m, "{value}"{extra})'
+        trl = (("", "") if setting.trl is None else
+               _option_text(setting.trl[0], setting.trl[1], setting.trl_default,
+                            setting.trl_note))
+        verl = (("", "") if setting.verl is None else
+                _option_text(setting.verl[0], (setting.verl[1],), setting.verl_default,
+                             quote=False))
+        rows.append({"setting": value, "what": setting.what, "rlviz": call,
+                     "trl": trl[0], "trl_note": trl[1], "verl": verl[0], "verl_note": verl[1],
+                     "paper": setting.paper, "algorithms": [row["algo"] for row in users]})
+    return rows
+
+
+def settings_table_markdown() -> str:
+    """``settings_table()`` as a GitHub markdown table."""
+
+    def code(text, note=""):
+        if not text:
+            return "–"
+        return f"`{text}`" + (f" ({note})" if note else "")
+
+    lines = ["| setting | `rlviz` | TRL `GRPOConfig` | verl | paper | rlviz algorithms |",
+             "|---|---|---|---|---|---|"]
+    for row in settings_table():
+        cells = [f"**{row['setting']}**: {row['what']}", code(row["rlviz"]),
+                 code(row["trl"], row["trl_note"]), code(row["verl"], row["verl_note"]),
+                 row["paper"], ", ".join(f"`{a}`" for a in row["algorithms"]) or "–"]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def algorithms_table_markdown(algorithms, columns=("algo", "advantages", "aggregation",
+                                                   "paper", "trl", "verl")) -> str:
+    """The rows of ``rlviz.loss_table_markdown(columns)`` for the given ``algorithms``."""
+    unknown = [a for a in algorithms if a not in LOSS_FN_REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown algorithms {unknown}; valid: {list(LOSS_FN_REGISTRY)}")
+    header, rule, *body = loss_table_markdown(tuple(columns)).split("\n")
+    if "algo" not in columns:
+        raise ValueError(f"columns must include 'algo', got {columns}")
+    position = list(columns).index("algo")
+    keep = [line for line in body
+            if line.strip("| ").split(" | ")[position].strip("`") in algorithms]
+    return "\n".join([header, rule, *keep])

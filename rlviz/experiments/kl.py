@@ -38,6 +38,7 @@ __all__ = [
     "adaptive_kl_run",
     "beta_for_target_kl",
     "beta_sweep",
+    "demo_kl_summary",
     "demo_kl_trace",
     "exact_kl",
     "expected_gradients",
@@ -50,6 +51,7 @@ __all__ = [
     "gaussian_panel_data",
     "gradient_agreement",
     "kl_placement_batch",
+    "kl_placement_gradient_checks",
     "reverse_kl_optimum",
     "running_mean",
     "sample_from_logp",
@@ -430,9 +432,12 @@ def expected_gradients(policy_logits: torch.Tensor, ref_logp: torch.Tensor) -> d
     * ``k1_loss``, ``k2_loss``, ``k3_loss``: that, for each estimator used as a loss;
     * ``k1_reward``: sum_x pi(x) k1(x) grad log pi(x), the score-function (REINFORCE)
       gradient of k1 used as a (detached) per-token penalty in the reward, as PPO does;
-    * ``reverse_kl``: grad KL(pi_theta || ref); ``forward_kl``: grad KL(ref || pi_theta).
+    * ``reverse_kl``: grad KL(pi_theta || ref); ``forward_kl``: grad KL(ref || pi_theta);
+    * ``k1_loss_uniform``: k1 used as a loss on tokens drawn uniformly (as the demo's
+      ``make_fake_batch`` does), (1/V) sum_x grad k1(x); ``uniform_kl``: grad KL(U || pi_theta).
 
-    Expected: k1_loss = 0, k2_loss = reverse_kl = k1_reward, k3_loss = forward_kl.
+    Expected: k1_loss = 0, k2_loss = reverse_kl = k1_reward, k3_loss = forward_kl, and
+    k1_loss_uniform = -uniform_kl (a push away from uniform, not zero).
     """
     logits = policy_logits.detach().to(F64)
     ref_logp = ref_logp.detach().to(F64)
@@ -451,6 +456,9 @@ def expected_gradients(policy_logits: torch.Tensor, ref_logp: torch.Tensor) -> d
         logp.exp().detach() * kl_estimate(logp, ref_logp, "k1").detach() * logp).sum())
     grads["reverse_kl"] = grad_of(lambda logp: exact_kl(logp, ref_logp))
     grads["forward_kl"] = grad_of(lambda logp: exact_kl(ref_logp, logp))
+    grads["k1_loss_uniform"] = grad_of(lambda logp: kl_estimate(logp, ref_logp, "k1").mean())
+    uniform = torch.full_like(ref_logp, -math.log(ref_logp.shape[-1]))  # (V,) log(1/V)
+    grads["uniform_kl"] = grad_of(lambda logp: exact_kl(uniform, logp))
     return grads
 
 
@@ -493,7 +501,11 @@ def kl_placement_batch(beta: float = 0.1, lengths=(8, 5, 7, 3), vocab_size: int 
       = surrogate + beta k3_t; seq-mean-token-mean.
 
     Returns per-token (B, T) tensors (k1, k3, token rewards, advantages with and without
-    the KL, gradient of each loss w.r.t. logp and its KL part) and summary numbers.
+    the KL, gradient of each loss w.r.t. logp and its KL part) and summary numbers, among
+    them GRPO's sampled ``grpo_mean_k3`` = mean_i (1/L_i) sum_t k3_it, its exact expectation
+    ``grpo_expected_k3`` (the same weights on the exact per-position KL) and its standard
+    error ``grpo_k3_stderr`` (from the exact per-position variance of k3 under pi: one
+    sample per position, so the sampled value is noisy).
     """
     lengths = list(lengths)
     batch, seq_len = len(lengths), max(lengths)
@@ -538,9 +550,15 @@ def kl_placement_batch(beta: float = 0.1, lengths=(8, 5, 7, 3), vocab_size: int 
     grpo_adv, grpo_loss_value, grpo_grad = grpo(beta)
     _, grpo_loss0, grpo_grad0 = grpo(0.0)
     lengths_t = torch.tensor(lengths, dtype=F64)
+    weights = mask / (lengths_t.view(-1, 1) * batch)  # (B, T) seq-mean-token-mean weights
+    kl_all = exact_kl(policy_all, ref_all)  # (B, T) exact KL(pi || ref) per position
+    d_all = ref_all - policy_all  # (B, T, V) log r for every token of the vocabulary
+    k3_all = torch.expm1(d_all) - d_all  # (B, T, V)
+    k3_var = (policy_all.exp() * k3_all**2).sum(-1) - kl_all**2  # (B, T) Var_pi[k3]
     return {
         "beta": beta, "lengths": lengths, "mask": mask, "rewards": rewards,
         "logp": logp0, "ref_logp": ref_logp, "k1": k1, "k3": k3,
+        "policy_logp_all": policy_all, "ref_logp_all": ref_all,  # (B, T, V) per position
         "exact_kl": (exact_kl(policy_all, ref_all) * mask).sum().item() / mask.sum().item(),
         "ppo_token_rewards": ppo_rewards, "ppo_advantages": ppo_adv,
         "ppo_advantages_no_kl": ppo_adv0, "ppo_loss": ppo_loss, "ppo_loss_no_kl": ppo_loss0,
@@ -549,7 +567,28 @@ def kl_placement_batch(beta: float = 0.1, lengths=(8, 5, 7, 3), vocab_size: int 
         "grpo_advantages": grpo_adv, "grpo_loss": grpo_loss_value, "grpo_loss_no_kl": grpo_loss0,
         "grpo_grad": grpo_grad, "grpo_kl_grad": grpo_grad - grpo_grad0,
         "grpo_mean_k3": ((k3.sum(-1) / lengths_t).mean()).item(),
+        "grpo_expected_k3": (weights * kl_all).sum().item(),
+        "grpo_k3_stderr": math.sqrt((weights**2 * k3_var).sum().item()),
     }
+
+
+def kl_placement_gradient_checks(batch: dict, atol: float = 1e-12) -> dict[str, bool]:
+    """Do the KL parts of the gradients in ``kl_placement_batch``'s output (autograd) match
+    the formulas of notebook 04, section 5?
+
+    * ``ppo``: d loss / d logp_t = beta * sum_{t' >= t} k1_t' / N_tokens (PPO, token-mean,
+      KL in the reward: the KL of everything after t enters A_t);
+    * ``grpo``: beta * (1 - r_t) / (G L_i) with r_t = ref / pi at token t (GRPO, k3 in the
+      loss, seq-mean-token-mean).
+    """
+    beta, mask, k1 = batch["beta"], batch["mask"], batch["k1"]
+    future_k1 = k1.flip(-1).cumsum(-1).flip(-1)  # (B, T) sum over t' >= t
+    ppo = beta * future_k1 * mask / mask.sum()  # (B, T)
+    lengths = mask.sum(-1, keepdim=True)  # (B, 1)
+    ratio = torch.exp(batch["ref_logp"] - batch["logp"])  # (B, T)
+    grpo = beta * (1 - ratio) * mask / (lengths * mask.shape[0])  # (B, T)
+    return {"ppo": torch.allclose(batch["ppo_kl_grad"], ppo, atol=atol),
+            "grpo": torch.allclose(batch["grpo_kl_grad"], grpo, atol=atol)}
 
 
 # --------------------------------------------------------------------------------------
@@ -702,7 +741,8 @@ def adaptive_kl_run(ref_logp: torch.Tensor, reward: torch.Tensor, target: float 
     controller sees estimated from ``batch_size`` samples with k1 (TRL's default), and beta
     updated by ``AdaptiveKLController`` (or kept fixed with ``adaptive=False``).
 
-    Returns per-iteration lists: beta, kl_estimate, kl (exact), reward.
+    Returns per-iteration lists: beta, kl_estimate, kl (exact), reward; and
+    ``final_probs``, the policy's probabilities (V,) after the last iteration, as a list.
     """
     generator = torch.Generator().manual_seed(seed)
     ref_logp = ref_logp.detach().to(F64)
@@ -728,6 +768,7 @@ def adaptive_kl_run(ref_logp: torch.Tensor, reward: torch.Tensor, target: float 
             history["reward"].append((logp.exp() * reward).sum().item())
         if adaptive:
             controller.update(kl_hat, batch_size)
+    history["final_probs"] = theta.detach().softmax(-1).tolist()
     return history
 
 
@@ -802,3 +843,47 @@ def _demo_kl_trace(steps: int, vocab_size: int, seed: int, sample_seed: int) -> 
         trace["loss"].append(train_step(cfg, policy, ref_policy, optimizer, input_ids, actions,
                                         rewards))
     return trace
+
+
+def demo_kl_summary(trace: dict[str, list[float]], cfg: Config | None = None) -> dict:
+    """What notebook 04, section 8 reads off ``demo_kl_trace``: checks and typical sizes.
+
+    * ``step0_zero``: the demo's KL term is exactly 0 before the first update;
+    * ``term_formula``: at every step the term is beta * (B / G) * mean_i kl_i / L (k1
+      divided by the length twice; B responses, G per group, all of length L);
+    * ``term_negative`` / ``expectation_negative``: in how many of the steps 1..N-1 the
+      demo's term, and its expectation KL(U || ref) - KL(U || pi), are negative;
+    * ``exact_kl_growing``: exact KL(pi || ref) grows at every step; ``final_exact_kl``;
+    * ``k3_over_exact``: sum of k3 on policy samples / sum of the exact KL, steps 1..N-1;
+    * ``typical_*``: mean |x| over steps 1..N-1 of ``demo_kl``, ``uniform_expectation``,
+      ``demo_kl_term`` and ``paper_kl_term`` (step 0 is exactly 0);
+    * ``k1_weight``: the weight beta / (G L^2) with which each token's k1 enters the loss.
+    """
+    cfg = cfg or Config()
+    n_resp, resp_len = cfg.group_num * 2, cfg.seq_len - cfg.input_len
+    later = range(1, len(trace["demo_kl"]))
+    if len(later) == 0:
+        raise ValueError("trace must have at least 2 steps")
+    scale = max(abs(term) for term in trace["demo_kl_term"]) or 1.0
+
+    def typical(key):
+        return sum(abs(trace[key][s]) for s in later) / len(later)
+
+    formula = [cfg.beta_kl * n_resp / cfg.group_num * kl / resp_len for kl in trace["demo_kl"]]
+    return {
+        "steps": len(later),
+        "step0_zero": trace["demo_kl_term"][0] == 0.0,
+        "term_formula": all(abs(term - f) <= 1e-5 * scale
+                            for term, f in zip(trace["demo_kl_term"], formula, strict=True)),
+        "term_negative": sum(trace["demo_kl_term"][s] < 0 for s in later),
+        "expectation_negative": sum(trace["uniform_expectation"][s] < 0 for s in later),
+        "exact_kl_growing": all(trace["exact_kl"][s] > trace["exact_kl"][s - 1] for s in later),
+        "final_exact_kl": trace["exact_kl"][-1],
+        "k3_over_exact": (sum(trace["k3_on_policy"][s] for s in later)
+                          / sum(trace["exact_kl"][s] for s in later)),
+        "typical_demo_kl": typical("demo_kl"),
+        "typical_uniform_expectation": typical("uniform_expectation"),
+        "typical_demo_term": typical("demo_kl_term"),
+        "typical_paper_term": typical("paper_kl_term"),
+        "k1_weight": cfg.beta_kl / (cfg.group_num * resp_len**2),
+    }

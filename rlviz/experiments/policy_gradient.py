@@ -343,6 +343,46 @@ def surrogate_gradient(problem: OneTokenProblem, logits: torch.Tensor, actions: 
 EPOCH_LOSSES = ("naive", "ratio", "clipped")
 
 
+def _epochs_on_batches(problem: OneTokenProblem, loss: str, actions: torch.Tensor,
+                       epochs: int, lr: float, clip: float) -> dict:
+    """``epochs`` gradient steps on each of S fixed batches at once, actions (S, N).
+
+    Each batch has its own logits theta_s (S, K); the losses of different batches share
+    no parameter, so one backward pass of their sum gives every batch its own gradient.
+    """
+    if loss not in EPOCH_LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}. Valid: {', '.join(EPOCH_LOSSES)}")
+    p_old = problem.probs  # (K,)
+    num_batches, num_samples = actions.shape
+    adv = problem.rewards[actions] - problem.expected_reward  # (S, N)
+    old_logp = p_old.log()[actions]  # (S, N)
+    theta = problem.logits.detach().expand(num_batches, -1).clone().requires_grad_(True)
+    kls = [torch.zeros(num_batches, dtype=DTYPE)]
+    rewards = [torch.full((num_batches,), problem.expected_reward, dtype=DTYPE)]
+    ess = [torch.full((num_batches,), float(num_samples), dtype=DTYPE)]
+    for _ in range(epochs):
+        logp = theta.log_softmax(-1).gather(1, actions)  # (S, N)
+        if loss == "naive":
+            per_sample = -adv * logp  # (S, N)
+        elif loss == "ratio":
+            per_sample = -torch.exp(logp - old_logp) * adv  # (S, N)
+        else:
+            per_sample = clipped_surrogate(logp, old_logp, adv, eps_low=clip)  # (S, N)
+        (grad,) = torch.autograd.grad(per_sample.mean(-1).sum(), theta)  # (S, K)
+        with torch.no_grad():
+            theta -= lr * grad
+            p_new = theta.softmax(-1)  # (S, K)
+            kls.append(categorical_kl(p_old, p_new))
+            rewards.append((p_new * problem.rewards).sum(-1))
+            ess.append(num_samples / (p_new**2 / p_old).sum(-1))  # N / E_old[rho^2]
+    return {
+        "kl": torch.stack(kls, dim=-1),  # (S, epochs + 1)
+        "expected_reward": torch.stack(rewards, dim=-1),  # (S, epochs + 1)
+        "ess": torch.stack(ess, dim=-1),  # (S, epochs + 1)
+        "probs": theta.detach().softmax(-1),  # (S, K)
+    }
+
+
 @one_torch_thread()
 def epochs_on_one_batch(problem: OneTokenProblem, loss: str, epochs: int = 50,
                         lr: float = 1.0, num_samples: int = 16, clip: float = 0.2,
@@ -355,38 +395,40 @@ def epochs_on_one_batch(problem: OneTokenProblem, loss: str, epochs: int = 50,
       * ``"clipped"``: PPO's clipped surrogate (``rlviz.clipped_surrogate``, eps ``clip``)
 
     Returns per epoch (epochs + 1 entries, epoch 0 = before any step): ``kl`` =
-    KL(pi_old || pi_theta), ``expected_reward`` = the true J(theta), and the final
-    ``probs`` (K,) and the batch's ``actions`` (N,).
+    KL(pi_old || pi_theta), ``expected_reward`` = the true J(theta), ``ess`` = N /
+    E_old[rho^2] (exact, summed over the K tokens: how many fresh samples of pi_theta the
+    batch is worth), and the final ``probs`` (K,) and the batch's ``actions`` (N,).
     """
-    if loss not in EPOCH_LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}. Valid: {', '.join(EPOCH_LOSSES)}")
-    p_old = problem.probs
-    actions = sample_actions(p_old, 1, num_samples, seed)[0]  # (N,)
-    adv = problem.rewards[actions] - problem.expected_reward  # (N,)
-    old_logp = p_old.log()[actions]  # (N,)
-    theta = problem.logits.detach().clone().requires_grad_(True)
-    kls, rewards = [0.0], [problem.expected_reward]
-    for _ in range(epochs):
-        logp = theta.log_softmax(-1)[actions]  # (N,)
-        if loss == "naive":
-            objective = -(adv * logp).mean()
-        elif loss == "ratio":
-            objective = -(torch.exp(logp - old_logp) * adv).mean()
-        else:
-            per_token = clipped_surrogate(logp.unsqueeze(0), old_logp.unsqueeze(0),
-                                          adv.unsqueeze(0), eps_low=clip)  # (1, N)
-            objective = per_token.mean()
-        (grad,) = torch.autograd.grad(objective, theta)
-        with torch.no_grad():
-            theta -= lr * grad
-            p_new = theta.softmax(-1)
-            kls.append(float(categorical_kl(p_old, p_new)))
-            rewards.append(float((p_new * problem.rewards).sum()))
+    actions = sample_actions(problem.probs, 1, num_samples, seed)  # (1, N)
+    run = _epochs_on_batches(problem, loss, actions, epochs, lr, clip)
+    out = {name: values[0] for name, values in run.items()}
+    out["actions"] = actions[0]
+    return out
+
+
+@one_torch_thread()
+def epochs_on_many_batches(problem: OneTokenProblem, loss: str, num_batches: int = 100,
+                           epochs: int = 50, lr: float = 1.0, num_samples: int = 16,
+                           clip: float = 0.2, seed: int = 0) -> dict:
+    """``epochs_on_one_batch`` on ``num_batches`` different batches (the batches of seeds
+    ``seed``, ``seed + 1``, ...): how the outcome of many steps on one batch depends on
+    what the batch happened to contain.
+
+    Returns tensors (num_batches,): the final ``expected_reward`` J, ``best_prob`` (the
+    final probability of the token with the highest reward), ``ess`` (final N /
+    E_old[rho^2]) and ``best_in_batch`` (bool: the batch contains that token).
+    """
+    if not isinstance(num_batches, int) or num_batches < 1:
+        raise ValueError(f"num_batches must be an int >= 1, got {num_batches!r}")
+    actions = torch.cat([sample_actions(problem.probs, 1, num_samples, seed + b)
+                         for b in range(num_batches)])  # (S, N)
+    run = _epochs_on_batches(problem, loss, actions, epochs, lr, clip)
+    best = int(problem.rewards.argmax())
     return {
-        "kl": torch.tensor(kls, dtype=DTYPE),
-        "expected_reward": torch.tensor(rewards, dtype=DTYPE),
-        "probs": theta.detach().softmax(-1),
-        "actions": actions,
+        "expected_reward": run["expected_reward"][:, -1],  # (S,)
+        "best_prob": run["probs"][:, best],  # (S,)
+        "ess": run["ess"][:, -1],  # (S,)
+        "best_in_batch": (actions == best).any(-1),  # (S,)
     }
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "DemoStepRecord",
     "ZeroLossLab",
     "demo_kl_weight",
+    "embedding_share",
     "first_step_loss",
     "inner_epoch_losses",
     "run_demo_diagnostics",
@@ -199,6 +200,24 @@ def _demo_loop(cfg, steps, optimizer, loss_scale, seed, dtype):
     return records, policy
 
 
+def embedding_share(cfg: Config | None = None) -> dict:
+    """How many of ``TinyPolicy``'s parameters sit in its token embedding.
+
+    A batch only gives a gradient to the embedding rows of the tokens it feeds in at
+    response positions (at most B * L of them); every other row has gradient exactly 0 and
+    Adam does not move it. Returns ``embedding``, ``total`` (parameter counts), ``share``
+    = embedding / total and ``response_inputs`` = B * L, the most rows one demo batch can
+    touch. The model is built on the meta device (shapes only, no memory).
+    """
+    cfg = Config() if cfg is None else cfg
+    with torch.device("meta"):
+        policy = TinyPolicy(cfg)
+    embedding = policy.embed.weight.numel()
+    total = sum(p.numel() for p in policy.parameters())
+    return {"embedding": embedding, "total": total, "share": embedding / total,
+            "response_inputs": cfg.group_num * 2 * (cfg.seq_len - cfg.input_len)}
+
+
 def update_size_after_one_step(cfg: Config | None = None, loss_scales=(1.0, 10.0),
                                seed: int = 0) -> dict:
     """Mean |delta theta| / lr after one demo step, for Adam and SGD at each loss scale.
@@ -346,7 +365,9 @@ class ZeroLossLab:
                + beta * aggregate(k3(logp, ref), mask, mode)
 
     with ``old`` frozen at epoch 1, and records the value and the gradient norm per epoch.
-    Response lengths are 24 - round(spread * 20 * u_i) with fixed u_i in [0, 1).
+    Response lengths are 24 - round(spread * 20 * u_i) with fixed u_i in [0, 1). The
+    constant of "seq-mean-token-sum-norm" is the response budget 24 (``max_len``), not the
+    mask's width 32, which includes the prompt.
     """
 
     def __init__(self, vocab_size: int = 256, hidden_size: int = 32, lr: float = 1e-3,
@@ -407,8 +428,11 @@ class ZeroLossLab:
             logp = self.policy.log_prob(self.input_ids, self.actions)  # (B, T)
             if old is None:
                 old = logp.detach()  # pi_old: frozen at the first epoch
-            policy_term = aggregate(clipped_surrogate(logp, old, adv, mask=mask), mask, mode)
-            kl_term = aggregate(kl_estimate(logp, self.ref_logp, "k3"), mask, mode)
+            per_token = clipped_surrogate(logp, old, adv, mask=mask)  # (B, T)
+            k3 = kl_estimate(logp, self.ref_logp, "k3")  # (B, T)
+            # max_len: the response budget (24), not the width T = 32 with the prompt
+            policy_term = aggregate(per_token, mask, mode, max_len=self.max_response)
+            kl_term = aggregate(k3, mask, mode, max_len=self.max_response)
             loss = policy_term + beta * kl_term
             opt.zero_grad()
             loss.backward()

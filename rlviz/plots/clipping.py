@@ -12,6 +12,7 @@ import math
 
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .blit import BlitFigure, invalidate_background
@@ -55,7 +56,7 @@ class _SurrogateAxes:
                      for _ in range(MAX_FLAT_REGIONS)]
             self.spans.append(spans)
             self.bounds.append([ax.axvline(1, color="black", lw=0.8, ls=":") for _ in range(3)])
-        self.legend = ax_objective.legend(fontsize=7, loc="upper left")
+        self.legend = ax_objective.legend(fontsize=8, loc="upper left")
         self.label = ax_grad.text(0.98, 0.04, "grey: gradient exactly 0",
                                   transform=ax_grad.transAxes, ha="right", va="bottom",
                                   fontsize=8, color="dimgray")
@@ -99,21 +100,30 @@ class _SurrogateAxes:
         top = self.y_span * size
         self.axes[0].set_ylim(-top, top)
         self.axes[1].set_ylim(-top, top)
+        # the label goes where the gradient curve is not: for A < 0 the curve runs down
+        # to the lower right, for A > 0 it is flat at 0 there
+        self.label.set_y(0.96 if advantage < 0 else 0.04)
+        self.label.set_verticalalignment("top" if advantage < 0 else "bottom")
 
 
 class SurrogateFigure:
     """One token's clipped objective (left) and its gradient w.r.t. log π (right) vs ρ.
 
     ``update(curves, advantage, eps_low, eps_high, dual_clip)`` with ``curves`` from
-    ``surrogate_curves`` moves the lines, the shaded flat regions and the clip bounds.
+    ``surrogate_curves`` moves the lines, the shaded flat regions and the clip bounds. The
+    objective's title shows its formula (with the dual-clip cap when it applies); a static
+    figure (not blitting) also names A, c and the clip range there. In a panel the sliders
+    show those values, and the titles stay out of the redrawn artists: a title changes
+    only when the formula does (dual clip or the sign of A toggled), then the background
+    is redrawn once.
     """
 
     def __init__(self, rho_max: float = 3.0, dpi: int = 72):
         self.figure = BlitFigure(figsize=(9, 3.2), dpi=dpi)
         self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.2)
         ax_objective, ax_grad = self.figure.subplots(1, 2)
-        ax_objective.set_title("objective min(ρA, clip(ρ)A)", fontsize=10)
-        ax_grad.set_title("gradient d/d log π: ρA or 0", fontsize=10)
+        self.titles = (ax_objective.set_title("", fontsize=10),
+                       ax_grad.set_title("", fontsize=10))
         self._axes = _SurrogateAxes(ax_objective, ax_grad, rho_max, y_span=rho_max + 0.5)
         self.moving = self._axes.moving
         self.on_top = self._axes.on_top
@@ -121,6 +131,19 @@ class SurrogateFigure:
     def update(self, curves: dict, advantage: float, eps_low: float, eps_high: float,
                dual_clip: float | None = None) -> "SurrogateFigure":
         self._axes.update(curves, advantage, eps_low, eps_high, dual_clip)
+        capped = dual_clip is not None and advantage < 0
+        objective = "max(min(ρA, clip(ρ)A), cA)" if capped else "min(ρA, clip(ρ)A)"
+        gradient = "gradient d/d log π: ρA or 0"
+        if self.figure.blitting:  # a panel: the sliders show the values
+            titles = (f"objective {objective}", gradient)
+        else:
+            titles = (f"A = {advantage:+g}: objective {objective}"
+                      + (f", c = {dual_clip:g}" if capped else ""),
+                      f"{gradient} (clip range {1 - eps_low:.2f}..{1 + eps_high:.2f})")
+        for title, text in zip(self.titles, titles, strict=True):
+            if title.get_text() != text:
+                title.set_text(text)
+                invalidate_background(self.figure)  # titles are static artists
         return self
 
 
@@ -155,14 +178,18 @@ class ClippingRunFigure:
     0..3 (see ``TOKEN_STATES``); all from ``ClippingExperiment.summary``.
     """
 
-    LOG2_RANGE = 3.0  # histogram of log2(ρ) over [-3, 3], i.e. ρ in [1/8, 8]
-    BINS = 48
+    BINS_PER_OCTAVE = 8  # histogram bins per doubling of ρ
 
     def __init__(self, max_epochs: int = 10, batch: int = 32, response_len: int = 16,
-                 dpi: int = 72):
+                 dpi: int = 72, log2_range: float = 3.0):
+        """``log2_range``: the histogram covers log2(ρ) in [-log2_range, log2_range]
+        (default ρ in [1/8, 8], for the panel's large learning rates); ratios outside
+        fall into the end bins."""
         self.max_epochs = max_epochs
-        self.figure = Figure(figsize=(11, 3.4), dpi=dpi)
-        self.figure.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.88, wspace=0.3)
+        self.log2_range = log2_range
+        self.bins = max(1, round(2 * log2_range * self.BINS_PER_OCTAVE))
+        self.figure = Figure(figsize=(11, 3.7), dpi=dpi)
+        self.figure.subplots_adjust(left=0.06, right=0.99, bottom=0.24, top=0.9, wspace=0.3)
         self.ax_frac, self.ax_hist, self.ax_map = self.figure.subplots(
             1, 3, gridspec_kw={"width_ratios": [1, 1.2, 1]})
         (self.frac_line,) = self.ax_frac.plot([], [], "o-", color="black")
@@ -171,9 +198,9 @@ class ClippingRunFigure:
         self.ax_frac.set_xlabel("inner epoch")
         self.ax_frac.set_title("clipfrac (tokens with no gradient)", fontsize=10)
 
-        step = 2 * self.LOG2_RANGE / self.BINS
-        self.edges = [2 ** (-self.LOG2_RANGE + i * step) for i in range(self.BINS + 1)]
-        zeros = [0] * self.BINS
+        step = 2 * log2_range / self.bins
+        self.edges = [2 ** (-log2_range + i * step) for i in range(self.bins + 1)]
+        zeros = [0] * self.bins
         self.band = self.ax_hist.axvspan(0.8, 1.2, color=FLAT_COLOR, alpha=0.4, lw=0)
         self.hist_pos = self.ax_hist.stairs(zeros, self.edges, color=POS_COLOR, lw=1.8,
                                             label="tokens with A > 0")
@@ -189,8 +216,13 @@ class ClippingRunFigure:
         self.image = self.ax_map.imshow([[0] * response_len] * batch, cmap=_TOKEN_COLORS,
                                         vmin=-0.5, vmax=3.5, aspect="auto",
                                         interpolation="nearest")
-        self.ax_map.set_xlabel("response token (blue: A > 0, red: A < 0)")
+        self.ax_map.set_xlabel("response token")
         self.ax_map.set_ylabel("response (row)")
+        key = [Patch(facecolor=color, edgecolor="#999999", lw=0.5, label=label)
+               for color, label in zip(_TOKEN_COLORS.colors, TOKEN_STATES, strict=True)]
+        self.figure.legend(handles=key, fontsize=8, ncol=4, loc="lower center",
+                           title="token map:", title_fontsize=8, frameon=False,
+                           alignment="left", bbox_to_anchor=(0.5, 0.0))
         self.map_title = self.ax_map.set_title("", fontsize=10)
 
     def update(self, clipfracs: list[float], ratios: list[float], positive: list[bool],
@@ -199,12 +231,12 @@ class ClippingRunFigure:
         self.frac_line.set_data(epochs, clipfracs)
         self.band.set_x(1 - eps_low)
         self.band.set_width(eps_low + eps_high)
-        low, high = -self.LOG2_RANGE, self.LOG2_RANGE
-        width = (high - low) / self.BINS
-        counts = {True: [0] * self.BINS, False: [0] * self.BINS}
+        low, high = -self.log2_range, self.log2_range
+        width = (high - low) / self.bins
+        counts = {True: [0] * self.bins, False: [0] * self.bins}
         for rho, is_positive in zip(ratios, positive, strict=True):
             x = math.log2(max(rho, 1e-30))
-            index = min(max(int((x - low) / width), 0), self.BINS - 1)  # outliers: end bins
+            index = min(max(int((x - low) / width), 0), self.bins - 1)  # outliers: end bins
             counts[is_positive][index] += 1
         self.hist_pos.set_data(counts[True], self.edges)
         self.hist_neg.set_data(counts[False], self.edges)
@@ -219,8 +251,9 @@ def plot_token_vs_sequence(result: dict, advantage: float,
                            eps_token: tuple[float, float] = (0.2, 0.2),
                            eps_sequence: tuple[float, float] = (3e-4, 4e-4)) -> Figure:
     """One response: its token ratios against its single GSPO sequence ratio (left), and
-    each token's gradient d loss / d log π under token-level and sequence-level clipping
-    (right). ``result`` comes from ``token_vs_sequence``."""
+    each token's gradient of the objective, d objective / d log π (positive: pushed up),
+    under token-level and sequence-level clipping (right); a gradient of exactly 0 is
+    drawn as a marker on the zero line. ``result`` comes from ``token_vs_sequence``."""
     ratios = [float(r) for r in result["token_ratio"]]
     positions = list(range(len(ratios)))
     fig = Figure(figsize=(10, 3.4), layout="constrained")
@@ -235,21 +268,34 @@ def plot_token_vs_sequence(result: dict, advantage: float,
     left.set_xlabel("token of the response")
     left.set_title(f"one response, A = {advantage:+.2f}: token ratios vs GSPO's s", fontsize=10)
     left.legend(fontsize=7, loc="best")
-    token_grad = [float(g) for g in result["token_grad"]]
-    sequence_grad = [float(g) for g in result["sequence_grad"]]
     width = 0.4
-    right.bar([p - width / 2 for p in positions], token_grad, width, color="#7f7f7f",
-              label=f"token-level ratio, ε {eps_token[0]}/{eps_token[1]}")
-    right.bar([p + width / 2 for p in positions], sequence_grad, width, color="black",
-              label=f"sequence-level ratio (GSPO), ε {eps_sequence[0]:g}/{eps_sequence[1]:g}")
+    series = [
+        ("token", -width / 2, "#7f7f7f", "x",
+         f"token-level ratio, ε {eps_token[0]}/{eps_token[1]}"),
+        ("sequence", width / 2, "black", "o",
+         f"sequence-level ratio (GSPO), ε {eps_sequence[0]:g}/{eps_sequence[1]:g}"),
+    ]
+    stopped = {}
+    for level, offset, color, marker, label in series:
+        grad = [float(g) for g in result[f"{level}_grad"]]
+        right.bar([p + offset for p in positions], grad, width, color=color, label=label)
+        zeros = [p + offset for p, g in zip(positions, grad, strict=True) if g == 0]
+        stopped[level] = (len(zeros), len(grad))
+        if zeros:
+            right.plot(zeros, [0.0] * len(zeros), marker, ls="none", ms=6, color=color,
+                       mfc="none" if marker == "o" else color, clip_on=False, zorder=3,
+                       label=f"{level} level: gradient exactly 0")
     right.axhline(0, color="black", lw=0.6)
-    stopped_token = sum(g == 0 for g in token_grad)
-    stopped_sequence = sum(g == 0 for g in sequence_grad)
-    right.text(0.02, 0.04 if advantage < 0 else 0.96,
-               f"gradient exactly 0: token level {stopped_token}/{len(token_grad)}, "
-               f"sequence level {stopped_sequence}/{len(sequence_grad)}",
-               transform=right.transAxes, va="bottom" if advantage < 0 else "top", fontsize=8)
-    right.set_xlabel("token of the response")
-    right.set_title("each token's gradient  d loss / d log π_t", fontsize=10)
-    right.legend(fontsize=7, loc="upper right" if advantage < 0 else "lower right")
+    # for A > 0 the bars point up: the legend goes below the zero line, and vice versa
+    low_side = advantage > 0
+    bottom, top = right.get_ylim()
+    if low_side:
+        right.set_ylim(min(bottom, -1.0 * top), top)
+    else:
+        right.set_ylim(bottom, max(top, -1.0 * bottom))
+    right.set_xlabel(f"token of the response\ngradient exactly 0: token level "
+                     f"{stopped['token'][0]}/{stopped['token'][1]}, sequence level "
+                     f"{stopped['sequence'][0]}/{stopped['sequence'][1]}")
+    right.set_title("each token's gradient  d objective / d log π_t", fontsize=10)
+    right.legend(fontsize=7, loc="lower left" if low_side else "upper left")
     return fig

@@ -164,7 +164,11 @@ def plot_abs_advantage(data: dict) -> BlitFigure:
         color = SCALE_COLORS[scale]
         (artists["lines"][scale],) = ax_abs.plot(p_grid, p_grid * 0, color=color,
                                                  label=SCALE_LABELS[scale])
-        (artists["rel"][scale],) = ax_rel.plot(p_grid, p_grid * 0, color=color)
+        # relative to p = 0.5, "batch" is the "none" curve exactly (one std for all
+        # prompts): dashed, so that both stay visible where they coincide
+        label = SCALE_LABELS[scale] + (" (= no std here)" if scale == "batch" else "")
+        (artists["rel"][scale],) = ax_rel.plot(p_grid, p_grid * 0, color=color, label=label,
+                                               ls="--" if scale == "batch" else "-")
         (artists["dots"][scale],) = ax_abs.plot([], [], "o", ms=3.5, color=color)
     artists["vlines"] = [ax.axvline(data["p"], color="grey", lw=1, ls="--")
                          for ax in (ax_abs, ax_rel, ax_zero)]
@@ -180,6 +184,7 @@ def plot_abs_advantage(data: dict) -> BlitFigure:
     ax_rel.set_ylabel("relative to p = 0.5")
     ax_rel.set_title("relative to a p = 0.5 prompt", fontsize=10)
     ax_rel.set_ylim(0, 1.1)
+    rel_legend = ax_rel.legend(fontsize=7, loc="lower center")  # inside the hump
     ax_zero.set_xlabel("success rate p")
     ax_zero.set_ylabel("share of groups with A = 0")
     ax_zero.set_title("no signal: p^G + (1 - p)^G", fontsize=10)
@@ -189,7 +194,7 @@ def plot_abs_advantage(data: dict) -> BlitFigure:
     artists["moving"] = (list(artists["lines"].values()) + list(artists["rel"].values())
                          + list(artists["dots"].values()) + artists["vlines"]
                          + [artists["zero"], artists["zero_dot"], artists["rel_dot"]])
-    artists["on_top"] = [legend]  # static, but drawn over the curves
+    artists["on_top"] = [legend, rel_legend]  # static, but drawn over the curves
     fig.rlviz_artists = artists
     update_abs_advantage(fig, data)
     return fig

@@ -25,7 +25,7 @@ def _np(x):
 # Gaussian experiment: histograms + running estimates (panel and static figure)
 # ---------------------------------------------------------------------------------------
 def plot_gaussian_estimators(data: dict, title: bool = True,
-                             max_samples: int | None = None) -> BlitFigure:
+                             max_samples: int | None = None, dpi: int = 72) -> BlitFigure:
     """Left: histograms of k1, k2, k3 on samples x ~ N(0, 1) (target KL[N(0,1), N(mu,1)],
     black line), overlaid on common bins. Right: their running averages against the number
     of samples (log x-axis).
@@ -34,12 +34,23 @@ def plot_gaussian_estimators(data: dict, title: bool = True,
     drops the figure title (the panel shows its sliders instead). ``max_samples`` fixes the
     running averages' x-axis to [1, max_samples] (a panel passes the slider's maximum, so
     that axis is drawn once); None: [1, the number of samples]. Fixed margins (no layout
-    engine) and few text items keep the panel's redraw cheap: text dominates Agg's time.
+    engine) and few text items keep the panel's redraw cheap: text dominates Agg's time,
+    so the axis labels are static figure texts, drawn once into the blit background.
+    ``dpi``: 72 in the panel; a static figure in a notebook passes ~100.
     """
-    fig = BlitFigure(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
-    fig.subplots_adjust(left=0.02, right=0.93, bottom=0.12, top=0.86 if title else 0.9,
+    height = 3.3 if title else 3.1
+    fig = BlitFigure(figsize=(9.0, height), dpi=dpi)
+    bottom = 0.5 / height  # room for the tick labels and the x labels
+    fig.subplots_adjust(left=0.04, right=0.92, bottom=bottom, top=0.86 if title else 0.9,
                         wspace=0.1)
     hist_ax, run_ax = fig.subplots(1, 2)
+    middle = (bottom + (0.86 if title else 0.9)) / 2
+    for x, y, text, rotation in ((0.025, middle, "density", 90),
+                                 (0.985, middle, "running average", 270),
+                                 (0.26, 0.03, "estimate per sample", 0),
+                                 (0.72, 0.03, "number of samples", 0)):
+        fig.text(x, y, text, rotation=rotation, ha="center", va="center" if rotation else
+                 "bottom", fontsize=9)
     artists = {"hist": {}, "running": {}, "hist_ax": hist_ax, "run_ax": run_ax,
                "title": title, "max_samples": max_samples}
     for kind in KIND_LABELS:
@@ -214,6 +225,8 @@ def plot_expected_gradients(grads: dict, agreement: dict, n_tokens: int = 12) ->
     right.plot(agreement["kl"], agreement["relative_difference"], "o-", color="tab:red")
     right.set_xscale("log")
     right.set_yscale("log")
+    # margins of a factor 3 on the log axis keep the end tick labels (10^0) inside
+    right.set_xlim(min(agreement["kl"]) / 3, max(agreement["kl"]) * 3)
     right.set_xlabel("KL(pi || ref)", fontsize=9)
     right.set_ylabel("||g_k2 - g_k3|| / ||g_k2||", fontsize=9)
     right.set_title("k2 and k3 agree near the reference", fontsize=10)
@@ -251,7 +264,7 @@ def plot_kl_placement(batch: dict) -> Figure:
 # beta sweep, adaptive controller, demo trace
 # ---------------------------------------------------------------------------------------
 def plot_tradeoff(sweep: dict, trained: dict, beta: float,
-                  label_betas=(0.03, 0.1, 0.3, 1.0, 3.0)) -> Figure:
+                  label_betas=(0.1, 0.3, 1.0, 3.0)) -> Figure:
     """Reward against KL(pi || ref): the optimum ref exp(r/beta)/Z for every beta (solid),
     the forward-KL-regularised optimum (dashed), and where training with k1 / k2 / k3 as the
     KL loss ends at one beta (markers)."""
@@ -261,17 +274,24 @@ def plot_tradeoff(sweep: dict, trained: dict, beta: float,
             label="optimum of E[r] - beta KL(pi||ref)")
     ax.plot(sweep["forward_opt_kl"], sweep["forward_opt_reward"], "--", color="grey", lw=1.4,
             label="optimum of E[r] - beta KL(ref||pi)")
+    smallest_kl = min(sweep["kl"])
     for label in label_betas:
         i = int(np.argmin(np.abs(np.log(np.asarray(sweep["beta"]) / label))))
         ax.plot(sweep["kl"][i], sweep["reward"][i], ".", color="black")
+        # above and left of the point: the curve rises to the right, so that corner is
+        # empty, and the trained markers (at large KL) sit to the right of the curve;
+        # the point at the left edge is labelled on its right
+        at_edge = sweep["kl"][i] == smallest_kl
         ax.annotate(f"beta={sweep['beta'][i]:.2g}", (sweep["kl"][i], sweep["reward"][i]),
-                    fontsize=7, xytext=(4, -10), textcoords="offset points")
+                    fontsize=7, xytext=(7 if at_edge else -7, 5), textcoords="offset points",
+                    ha="left" if at_edge else "right", va="bottom")
     markers = {"k1": "s", "k2": "o", "k3": "^"}
     for kind, result in trained.items():
         ax.plot(result["final_kl"], result["final_reward"], markers[kind], ms=9,
                 color=KIND_COLORS[kind], label=f"trained, {kind} as loss, beta = {beta:g}",
                 alpha=0.85)
     ax.set_xscale("symlog", linthresh=1e-2)
+    ax.set_ylim(top=max(sweep["reward"]) + 0.04)  # room for the labels under the title
     ax.set_xlabel("KL(pi || ref)", fontsize=9)
     ax.set_ylabel("E_pi[r]", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")

@@ -204,6 +204,7 @@ def gae_figure(num_tokens: int, num_lams: int, legend: bool = True,
     h["zero_line"] = ax1.axhline(0, color="grey", lw=0.6)
     ax1.set_xticks(t)
     ax1.set_xlabel("token t (label: the sampled token)")
+    ax1.set_ylabel("reward, value, advantage")
     ax1.set_title("One episode: per-token advantages", fontsize=10)
     if episode_ylim is not None:
         ax1.set_ylim(*episode_ylim)
@@ -217,7 +218,8 @@ def gae_figure(num_tokens: int, num_lams: int, legend: bool = True,
     (h["bias2_s"],) = ax2.plot(lams, empty, "o", color="tab:red", ms=3.5, alpha=0.7,
                                label="dots: on sampled episodes")
     (h["variance_s"],) = ax2.plot(lams, empty, "o", color="tab:blue", ms=3.5, alpha=0.7)
-    h["lam_line"] = ax2.axvline(0.95, color="tab:green", ls="--", lw=1.2)
+    h["lam_line"] = ax2.axvline(0.95, color="tab:green", ls="--", lw=1.2,
+                                label="current lambda")
     h["best"] = ax2.plot([], [], "*", color="gold", mec="k", ms=13)[0]  # the lowest MSE
     ax2.set_xlabel("lambda")
     ax2.xaxis.set_major_locator(MaxNLocator(5))

@@ -35,7 +35,7 @@ def plot_demo_run(runs: dict) -> Figure:
     """Demo runs side by side (``{label: run_demo_diagnostics(...) records}``).
 
     Left, on a log axis: the gradient norm (solid) and |printed loss| (dashed) per step;
-    the dotted line at 1e-4 is where the demo's ``{loss:.4f}`` prints ±0.0000. Right: the
+    below the dotted line at 5e-5 the demo's ``{loss:.4f}`` prints ±0.0000. Right: the
     parameter update in units of the learning rate (mean over the parameters that moved).
     """
     if not runs:
@@ -49,8 +49,8 @@ def plot_demo_run(runs: dict) -> Figure:
         left.semilogy(steps, _positive_or_nan([r.loss for r in records]), "s--", color=color,
                       alpha=0.7, label=f"{label}: |printed loss|")
         right.plot(steps, [r.update_mean for r in records], "o-", color=color, label=label)
-    left.axhline(1e-4, color="gray", lw=0.8, ls=":")
-    left.text(0, 1.5e-4, "below this line the demo prints ±0.0000", va="bottom", fontsize=8,
+    left.axhline(5e-5, color="gray", lw=0.8, ls=":")  # {:.4f} rounds |x| < 5e-5 to 0.0000
+    left.text(0, 7e-5, "below this line the demo prints ±0.0000", va="bottom", fontsize=8,
               color="gray")
     left.set_xlabel("step")
     left.set_title("loss value vs gradient norm", fontsize=10)
@@ -65,23 +65,28 @@ def plot_demo_run(runs: dict) -> Figure:
 
 def plot_off_zero_cases(labels: Sequence[str], values: Sequence[float],
                         title: str = "the loss value, case by case") -> Figure:
-    """Horizontal bars: the loss value of each case (label -> value)."""
+    """Horizontal bars: the loss value of each case (label -> value).
+
+    The x-axis is symmetric-log (linear within +-1e-3, logarithmic outside), so values of
+    different orders of magnitude all show; each bar carries its value.
+    """
     if len(labels) != len(values):
         raise ValueError(f"labels and values must have the same length, got {len(labels)} "
                          f"and {len(values)}")
     fig = Figure(figsize=(8, 0.45 * len(labels) + 1.0), layout="constrained")
     ax = fig.subplots()
     positions = list(range(len(labels)))[::-1]
-    colors = [LOSS_COLOR if abs(v) >= 1e-4 else "gray" for v in values]
+    colors = [LOSS_COLOR if abs(v) >= 5e-5 else "gray" for v in values]  # 0.0000 below
     ax.barh(positions, values, color=colors)
     for y, v in zip(positions, values, strict=True):
-        ax.text(v, y, f" {v:+.4f} " if abs(v) >= 1e-4 else " 0.0000 ", va="center",
+        ax.text(v, y, f" {v:+.4f} " if abs(v) >= 5e-5 else " 0.0000 ", va="center",
                 ha="left" if v >= 0 else "right", fontsize=8)
     ax.set_yticks(positions, labels, fontsize=8)
     ax.axvline(0, color="black", lw=0.8)
-    span = max([abs(v) for v in values] + [1e-3])
-    ax.set_xlim(-1.6 * span, 1.6 * span)
-    ax.set_xlabel("loss value")
+    ax.set_xscale("symlog", linthresh=1e-3)
+    span = max([abs(v) for v in values] + [1e-2])
+    ax.set_xlim(-8 * span, 8 * span)  # room for the value labels on the log scale
+    ax.set_xlabel("loss value (symmetric log scale: linear within ±0.001)")
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -93,10 +98,11 @@ class EpochCurvesFigure:
     ``ZeroLossLab.run(...)``'s dict of per-epoch lists; only the first ``epochs`` are shown.
     """
 
-    def __init__(self, max_epochs: int = 8):
+    def __init__(self, max_epochs: int = 8, dpi: float = 72):
         self.max_epochs = max_epochs
-        # a fixed layout: a layout engine would re-run on every redraw of the panel
-        self.figure = BlitFigure(figsize=(9, 3.2), dpi=72)
+        # a fixed layout: a layout engine would re-run on every redraw of the panel;
+        # the panel keeps the low dpi (fewer pixels per redraw), a static copy can ask for more
+        self.figure = BlitFigure(figsize=(9, 3.2), dpi=dpi)
         self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
         self.ax_loss, self.ax_grad = self.figure.subplots(1, 2)
         ax = self.ax_loss
