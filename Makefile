@@ -26,8 +26,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Localhost only, token authentication left on. Jupyter refuses to run as root unless
+# told to (containers and CI machines often are root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ALLOW_ROOT)
 
 lint: setup
 	$(BIN)/ruff check rlviz tests benchmarks tools notebooks
