@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from references import loop_gae
 
 from rlviz.experiments import policy_gradient as pg
 
@@ -333,13 +334,6 @@ def true_value(chain, prefix, gamma):
     return total
 
 
-def loop_gae(rewards, values, gamma, lam):
-    adv, running = [0.0] * len(rewards), 0.0
-    for t in reversed(range(len(rewards))):
-        nxt = values[t + 1] if t + 1 < len(values) else 0.0
-        running = rewards[t] + gamma * nxt - values[t] + gamma * lam * running
-        adv[t] = running
-    return adv
 
 
 def test_token_rewards_by_hand():

@@ -5,18 +5,10 @@ import itertools
 import math
 
 import pytest
+from references import loop_gae
 
 from rlviz.experiments import policy_gradient as pg
 from rlviz.widgets import PANEL_REGISTRY, entropy_bonus_panel, gae_panel
-
-
-def loop_gae(rewards, values, gamma, lam):
-    adv, running = [0.0] * len(rewards), 0.0
-    for t in reversed(range(len(rewards))):
-        nxt = values[t + 1] if t + 1 < len(values) else 0.0
-        running = rewards[t] + gamma * nxt - values[t] + gamma * lam * running
-        adv[t] = running
-    return adv
 
 
 def chain_rewards(chain, seq):
