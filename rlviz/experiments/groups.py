@@ -316,9 +316,9 @@ def small_config(group_size: int = 4) -> Config:
 BATCH_KINDS = ("independent", "copies")
 
 
-def _group_batch(cfg: Config, num_prompts: int, generator: torch.Generator,
-                 kind: str = "independent"):
-    """P prompts x G responses: input_ids and actions (P*G, T), binary rewards (P*G,).
+def _group_batch(cfg: Config, num_prompts: int, seed: int, kind: str = "independent"):
+    """P prompts x G responses: input_ids and actions (P*G, T), and the group advantages
+    (P*G,) of binary rewards, drawn from a generator seeded with ``seed + 1``.
 
     ``"independent"``: every prompt gets its own random responses and fair-coin rewards, so
     the prompts' gradients are unrelated. ``"copies"``: one such group repeated P times,
@@ -327,6 +327,7 @@ def _group_batch(cfg: Config, num_prompts: int, generator: torch.Generator,
     if kind not in BATCH_KINDS:
         raise ValueError(f"Unknown kind: {kind!r}. Valid values: "
                          + ", ".join(repr(k) for k in BATCH_KINDS))
+    generator = torch.Generator().manual_seed(seed + 1)
     groups = num_prompts if kind == "independent" else 1
     size = groups * cfg.group_num
     prompts = torch.randint(0, cfg.vocab_size, (groups, 1, cfg.seq_len),
@@ -338,7 +339,7 @@ def _group_batch(cfg: Config, num_prompts: int, generator: torch.Generator,
         input_ids = input_ids.repeat(num_prompts, 1)  # (P*G, T)
         actions = actions.repeat(num_prompts, 1)  # (P*G, T)
         rewards = rewards.repeat(num_prompts)  # (P*G,)
-    return input_ids, actions, rewards
+    return input_ids, actions, group_advantages(rewards, cfg.group_num, "group")
 
 
 def _fresh_policy(cfg: Config, seed: int, input_ids, actions):
@@ -392,9 +393,7 @@ def demo_scale_vs_prompts(num_prompts=(1, 2, 4, 8, 16), group_size: int = 4,
     out = {k: [] for k in keys}
     with one_torch_thread():
         for num in num_prompts:
-            generator = torch.Generator().manual_seed(seed + 1)
-            input_ids, actions, rewards = _group_batch(cfg, num, generator, kind)
-            adv = group_advantages(rewards, group_size, "group")  # (B,)
+            input_ids, actions, adv = _group_batch(cfg, num, seed, kind)  # adv (B,)
             out["num_prompts"].append(num)
             first_step = 0.0
             for which in ("demo", "mean"):
@@ -432,9 +431,7 @@ def optimizer_update_vs_prompts(num_prompts=(1, 2, 4, 8, 16), group_size: int = 
                            "adam_ratio", "sgd_ratio")}
     with one_torch_thread():
         for num in num_prompts:
-            generator = torch.Generator().manual_seed(seed + 1)
-            input_ids, actions, rewards = _group_batch(cfg, num, generator, kind)
-            adv = group_advantages(rewards, group_size, "group")  # (B,)
+            input_ids, actions, adv = _group_batch(cfg, num, seed, kind)  # adv (B,)
             out["num_prompts"].append(num)
             for opt_name in ("adam", "sgd"):
                 for which in ("demo", "mean"):
