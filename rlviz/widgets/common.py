@@ -181,18 +181,14 @@ class Panel:
         if not getattr(self, "_is_paused", False):
             self._safe_refresh()
 
-    class _Pause:
-        def __init__(self, panel):
-            self.panel = panel
-
-        def __enter__(self):
-            self.panel._is_paused = True
-
-        def __exit__(self, *exc):
-            self.panel._is_paused = False
-
+    @contextlib.contextmanager
     def _paused(self):
-        return Panel._Pause(self)
+        """Observers do nothing inside: ``set`` changes several controls, then refreshes once."""
+        self._is_paused = True
+        try:
+            yield
+        finally:
+            self._is_paused = False
 
     # -- display ---------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
