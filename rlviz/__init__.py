@@ -1,10 +1,24 @@
 """rlviz: the policy losses of PPO and GRPO for language models, to read, run and explore.
 
-Layers, bottom to top: ``rlviz.losses`` (the math, pure torch) -> models, masks and
-training loops -> ``rlviz.plots`` (data in, figure out) -> ``rlviz.widgets`` (slider
+Layers, bottom to top: ``rlviz.losses`` (the math, pure torch) -> ``rlviz.algorithms``
+(dispatch, defaults, library settings) -> config, models, masks and training loops -> ``rlviz.plots`` (data in, figure out) -> ``rlviz.widgets`` (slider
 panels) -> notebooks and the command line (``python -m rlviz``).
 """
 
+from .algorithms import (
+    LOSS_FN_REGISTRY,
+    AlgoSpec,
+    HParams,
+    LibraryRecipe,
+    LossBatch,
+    algo_advantages,
+    compute_loss,
+    get_spec,
+    loss_table,
+    loss_table_markdown,
+    policy_loss_wrapper,
+    resolve_hparams,
+)
 from .causal_policy import CausalPolicy
 from .config import Config, set_seed
 from .demo_training import (
@@ -15,24 +29,15 @@ from .demo_training import (
     train_step,
 )
 from .losses import (
-    LOSS_FN_REGISTRY,
-    AlgoSpec,
     aggregate,
-    algo_advantages,
     clipped_surrogate,
-    family_loss,
     gae,
-    get_spec,
     group_advantages,
     grpo_kl,
     grpo_loss,
     kl_estimate,
     kl_token_rewards,
-    loss_table,
-    loss_table_markdown,
-    policy_loss_wrapper,
     ppo_policy_loss,
-    resolve_hparams,
     selective_log_prob,
     surrogate_metrics,
     token_entropy,
@@ -52,6 +57,9 @@ __all__ = [
     "AlgoSpec",
     "CausalPolicy",
     "Config",
+    "HParams",
+    "LibraryRecipe",
+    "LossBatch",
     "LOSS_FN_REGISTRY",
     "Rollout",
     "TASKS",
@@ -65,7 +73,7 @@ __all__ = [
     "collect_rollout",
     "compute_advantage_from_reward",
     "compute_mask",
-    "family_loss",
+    "compute_loss",
     "gae",
     "generate",
     "get_spec",

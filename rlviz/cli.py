@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_train_parser(sub) -> argparse.ArgumentParser:
     """``train``: a causal policy on a toy task with any algorithm of LOSS_FN_REGISTRY."""
-    from .losses import LOSS_FN_REGISTRY
+    from .algorithms import LOSS_FN_REGISTRY
     from .tasks import TASKS
     from .trainer import METRIC_DOCS, TrainConfig
 

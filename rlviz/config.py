@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .algorithms import HParams, resolve_hparams
+
 
 @dataclass
 class Config:
@@ -21,7 +23,7 @@ class Config:
     * ``clip_range`` and ``beta_kl`` are the demo's knobs and apply to the demo's
       algorithms ``"ppo"`` and ``"grpo"`` only.
     * The fields after ``device`` default to ``None``, meaning "use the default of the
-      algorithm named by ``algo``" (see ``LOSS_FN_REGISTRY[algo].defaults``). Setting one
+      algorithm named by ``algo``" (see ``rlviz.HParams`` and ``LOSS_FN_REGISTRY[algo].defaults``). Setting one
       overrides that default for whichever family algorithm runs (the demo's two keep
       their own knobs and ignore these). So changing only ``cfg.algo``
       to ``"gspo"`` gives GSPO its own 3e-4 / 4e-4 clip range, and
@@ -56,10 +58,8 @@ class Config:
     lam: float | None = None  # GAE lambda
     vf_clip_range: float | None = None  # value-loss clip range c (critic algorithms)
 
-    def hparams(self) -> dict:
+    def hparams(self) -> HParams:
         """The hyper-parameters ``self.algo`` will run with: its defaults, then overrides."""
-        from .losses.registry import resolve_hparams  # local import: registry imports Config
-
         return resolve_hparams(self)
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .algorithms import policy_loss_wrapper
 from .config import Config
-from .losses.registry import policy_loss_wrapper
 from .masks import compute_mask
 from .models import TinyPolicy
 

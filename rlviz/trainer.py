@@ -24,15 +24,10 @@ from dataclasses import dataclass, field, replace
 import torch
 from tqdm.auto import tqdm
 
+from .algorithms import HParams, algo_advantages, get_spec, policy_loss_wrapper, resolve_hparams
 from .causal_policy import CausalPolicy
 from .config import Config
-from .losses import (
-    algo_advantages,
-    get_spec,
-    kl_estimate,
-    policy_loss_wrapper,
-    resolve_hparams,
-)
+from .losses import kl_estimate
 from .rollout import Rollout, collect_rollout, evaluate, generate
 from .tasks import VOCAB_SIZE, Task, get_task
 from .threads import one_torch_thread
@@ -101,15 +96,12 @@ class TrainConfig(Config):
             adjust["max_len"] = get_task(self.task).max_new_tokens
         return replace(self, **adjust)
 
-    def hparams(self) -> dict:
+    def hparams(self) -> HParams:
         """The loss hyper-parameters training runs with: the algorithm's defaults, the toy
         task's adjustments (``TOY_TASK_DEFAULTS``), then the overrides set on ``self``;
-        ``ent_coef`` is ``self.ent_coef`` for every algorithm of the family (the trainer
-        passes it to ``policy_loss_wrapper``; the demo's losses have no entropy term)."""
-        hp = resolve_hparams(self.loss_config())
-        if not get_spec(self.algo).is_demo:
-            hp["ent_coef"] = self.ent_coef
-        return hp
+        ``ent_coef`` is ``self.ent_coef`` for every algorithm (the trainer passes it to
+        ``policy_loss_wrapper``; the demo's losses have no entropy term and ignore it)."""
+        return replace(resolve_hparams(self.loss_config()), ent_coef=self.ent_coef)
 
     def group_size(self) -> int:
         """Responses per prompt: 1 for algorithms with a critic, ``group_num`` otherwise."""
@@ -300,7 +292,6 @@ def update_on_minibatch(cfg, policy, optimizer, batch: Rollout, advantages, retu
     on = mask > 0
     metrics["grad_norm"] = float(grad_norm)
     metrics["ratio_dev"] = float((logp.detach() - batch.old_logp)[on].exp().sub(1).abs().max())
-    metrics.setdefault("policy_loss", metrics["loss"])  # the demo's losses have one term
     return metrics
 
 

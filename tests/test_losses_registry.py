@@ -329,6 +329,53 @@ def test_loss_table_lists_every_key_with_sources():
         rlviz.loss_table_markdown(("algo", "nope"))
 
 
-def test_docs_carry_the_current_table():
-    doc = pathlib.Path(__file__).resolve().parents[1] / "docs" / "losses.md"
-    assert rlviz.loss_table_markdown() in doc.read_text(encoding="utf-8")
+def test_docs_carry_the_current_tables():
+    """README.md and docs/losses.md carry the tables generated from the registry's data."""
+    from rlviz.algorithms.table import write_generated
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    assert write_generated(root, check=True) == [], "run: .venv/bin/python tools/tables.py"
+
+
+def test_a_stale_table_is_detected(tmp_path):
+    from rlviz.algorithms.table import GENERATED, write_generated
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for relative in GENERATED:
+        target = tmp_path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((root / relative).read_text().replace("`dapo`", "`dapo2`"))
+    assert sorted(write_generated(tmp_path, check=True)) == sorted(GENERATED)
+
+
+# ---------------------------------------------------------------- HParams and Config agree
+
+def test_every_loss_override_of_config_is_a_hyperparameter_and_changes_it():
+    """Config's override fields (default None) are exactly HParams' overridable fields that
+    Config has; setting one on a family algorithm changes what it runs with."""
+    import dataclasses
+
+    config_fields = {f.name: f.default for f in dataclasses.fields(rlviz.Config)}
+    overrides = [name for name, default in config_fields.items() if default is None]
+    hparam_names = {f.name for f in dataclasses.fields(rlviz.HParams)}
+    assert set(overrides) <= hparam_names, set(overrides) - hparam_names
+    probe = {"eps_low": 0.123, "eps_high": 0.321, "dual_clip": 4.5, "beta": 0.77,
+             "kl_estimator": "k2", "adv_scale": "batch", "loss_agg_mode": "seq-mean-token-sum",
+             "max_len": 99, "gamma": 0.5, "lam": 0.25, "vf_clip_range": 0.7}
+    assert set(probe) == set(overrides)  # a new override field needs a probe value here
+    for name, value in probe.items():
+        assert rlviz.Config(algo="ppo_gae", **{name: value}).hparams()[name] == value, name
+
+
+def test_a_spec_with_an_unknown_default_fails_naming_it():
+    with pytest.raises(ValueError, match="epsilon_low"):
+        rlviz.AlgoSpec(name="x", advantage="group", kl_in="none", needs_critic=False,
+                       defaults={"epsilon_low": 0.2})
+
+
+def test_hparams_reads_like_the_dict_it_replaces():
+    hp = rlviz.Config(algo="dapo").hparams()
+    assert hp["eps_high"] == hp.eps_high == hp.get("eps_high") == 0.28
+    assert hp.get("nope", 7) == 7 and "beta" in hp and "nope" not in hp
+    with pytest.raises(KeyError):
+        hp["nope"]

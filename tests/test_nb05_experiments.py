@@ -320,20 +320,20 @@ def test_thread_setting_is_restored():
 # ---------------------------------------------------------------------------------------
 def test_settings_table_covers_every_scale_and_mode_and_matches_the_loss_table():
     import rlviz
-    from rlviz.losses import LOSS_FN_REGISTRY
+    from rlviz.algorithms import LOSS_FN_REGISTRY
 
     rows = ex.settings_table()
     assert [r["setting"] for r in rows] == ["group", "batch", "none", *MODES]
     by_setting = {r["setting"]: r for r in rows}
     # which algorithms use each setting, by a loop over the registry written here
     for name, spec in LOSS_FN_REGISTRY.items():
-        if spec.is_demo:
+        if name in ("ppo", "grpo"):  # the demo's batch centring and sum over prompts
             assert all(name not in r["algorithms"] for r in rows)
             continue
-        scale = spec.defaults.get("adv_scale")
-        if scale is not None:
-            assert name in by_setting[scale]["algorithms"]
-        assert name in by_setting[spec.defaults["loss_agg_mode"]]["algorithms"]
+        hp = rlviz.Config(algo=name).hparams()
+        if spec.advantage == "group":
+            assert name in by_setting[hp.adv_scale]["algorithms"]
+        assert name in by_setting[hp.loss_agg_mode]["algorithms"]
     # hand-checked facts of the libraries (TRL GRPOConfig, verl algorithm / actor config)
     assert by_setting["group"]["trl"] == 'scale_rewards="group"'
     assert by_setting["group"]["verl"] == "algorithm.norm_adv_by_std_in_grpo=True"

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rlviz.losses import LOSS_FN_REGISTRY
+from rlviz.algorithms import LOSS_FN_REGISTRY
 from rlviz.rollout import collect_rollout
 from rlviz.tasks import get_task
 from rlviz.trainer import (

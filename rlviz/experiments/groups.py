@@ -9,21 +9,19 @@ and the unbiased std is ``s_k = sqrt(k (G - k) / (G (G - 1)))``.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
+from ..algorithms import LOSS_FN_REGISTRY, compute_loss, loss_table_markdown
+from ..algorithms.table import spec_defaults
 from ..config import Config
 from ..losses import (
-    LOSS_FN_REGISTRY,
     aggregate,
     clipped_surrogate,
     group_advantages,
     grpo_loss,
-    loss_table,
-    loss_table_markdown,
 )
 from ..losses.advantages import ADV_SCALES
 from ..losses.aggregation import AGG_MODES
@@ -559,14 +557,6 @@ LIBRARY_SETTINGS = (
                    "Dr. GRPO", trl_note="L_max = max_completion_length"),
 )
 
-_OPTION = re.compile(r'([\w.]+)=("?)([^",\s]+)\2')  # key=value or key="value"
-
-
-def _options(text: str) -> dict[str, str]:
-    """The key=value pairs of a loss-table cell, keyed by the key's last component."""
-    return {key.split(".")[-1]: value for key, _, value in _OPTION.findall(text)}
-
-
 def _option_text(key: str, values, default: bool, note: str = "",
                  quote: bool = True) -> tuple[str, str]:
     """(``key="value"`` or ``key="a" / "b"``, a note: "default" and/or ``note``)."""
@@ -577,36 +567,39 @@ def _option_text(key: str, values, default: bool, note: str = "",
 def settings_table() -> list[dict]:
     """One row per advantage scale (``ADV_SCALES``) and aggregation mode (``AGG_MODES``):
     the ``rlviz`` call, the TRL and verl options that select it, the paper, and the
-    algorithms of the package's loss table (``rlviz.loss_table()``) that use it.
+    algorithms of ``LOSS_FN_REGISTRY`` that use it (not the demo's two, whose batch
+    centring and sum over prompts are neither).
 
-    Checked against the loss table: the TRL / verl options of every algorithm that uses
-    the setting must not name another value for the same option (a ``ValueError`` says
-    which row disagrees)."""
+    Checked against the registry's library recipes (``spec.trl`` / ``spec.verl``): the
+    TRL / verl settings of every algorithm that uses the setting must not name another
+    value for the same option (a ``ValueError`` says which algorithm disagrees)."""
     by_name = {(s.kind, s.value): s for s in LIBRARY_SETTINGS}
     wanted = [("advantages", v) for v in ADV_SCALES] + [("aggregation", v) for v in AGG_MODES]
     missing = [name for name in wanted if name not in by_name]
     if missing:
         raise ValueError(f"LIBRARY_SETTINGS has no entry for {missing}")
-    algorithms = []  # (loss-table row, its advantage scale, its aggregation mode)
-    for row in loss_table():
-        spec = LOSS_FN_REGISTRY[row["algo"]]
-        if spec.is_demo:  # the demo's batch centring and sum over prompts are neither
+    algorithms = []  # (spec, its advantage scale, its aggregation mode)
+    for spec in LOSS_FN_REGISTRY.values():
+        if spec.loss_fn is not compute_loss:  # the demo's: batch centring, sum over prompts
             continue
-        algorithms.append((row, spec.defaults.get("adv_scale"), spec.defaults["loss_agg_mode"]))
+        hp = spec_defaults(spec)
+        scale = hp.adv_scale if spec.advantage == "group" else None  # GAE has no scale
+        algorithms.append((spec, scale, hp.loss_agg_mode))
     rows = []
     for kind, value in wanted:
         setting = by_name[(kind, value)]
-        users = [row for row, scale, mode in algorithms
+        users = [spec for spec, scale, mode in algorithms
                  if (scale if kind == "advantages" else mode) == value]
-        for row in users:
+        for spec in users:
             for library, option in (("trl", setting.trl), ("verl", setting.verl)):
-                if option is None:
+                recipe = getattr(spec, library)
+                if option is None or recipe is None:
                     continue
-                key, allowed = option[0].split(".")[-1], option[1]
-                allowed = allowed if isinstance(allowed, tuple) else (allowed,)
-                found = _options(row[library]).get(key)
-                if found is not None and found not in allowed:
-                    raise ValueError(f"loss table row {row['algo']!r} sets {library} {key}="
+                key = option[0].split(".")[-1]
+                allowed = option[1] if isinstance(option[1], tuple) else (option[1],)
+                found = {k.split(".")[-1]: v for k, v in recipe.settings.items()}.get(key)
+                if found is not None and str(found) not in allowed:
+                    raise ValueError(f"algorithm {spec.name!r} sets {library} {key}="
                                      f"{found!r}, but {value!r} needs one of {allowed}")
         if kind == "advantages":
             call = f'group_advantages(r, G, "{value}")'
@@ -621,7 +614,7 @@ def settings_table() -> list[dict]:
                              quote=False))
         rows.append({"setting": value, "what": setting.what, "rlviz": call,
                      "trl": trl[0], "trl_note": trl[1], "verl": verl[0], "verl_note": verl[1],
-                     "paper": setting.paper, "algorithms": [row["algo"] for row in users]})
+                     "paper": setting.paper, "algorithms": [spec.name for spec in users]})
     return rows
 
 

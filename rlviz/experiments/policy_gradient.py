@@ -25,16 +25,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..algorithms import algo_advantages, policy_loss_wrapper
 from ..config import Config
 from ..formatting import fmt  # noqa: F401 (re-exported for the notebook)
 from ..losses import (
-    algo_advantages,
     clipped_surrogate,
     gae,
     group_advantages,
     kl_estimate,
     kl_token_rewards,
-    policy_loss_wrapper,
     selective_log_prob,
     value_loss,
     whiten,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..algorithms import policy_loss_wrapper
 from ..config import Config
 from ..demo_training import compute_advantage_from_reward, make_fake_batch
 from ..losses import (
@@ -20,7 +21,6 @@ from ..losses import (
     clipped_surrogate,
     grpo_loss,
     kl_estimate,
-    policy_loss_wrapper,
     surrogate_metrics,
 )
 from ..masks import compute_mask, mask_from_lengths

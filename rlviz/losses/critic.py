@@ -1,4 +1,5 @@
-"""PPO with a critic: GAE advantages, whitening and the clipped value loss."""
+"""PPO with a critic: per-token rewards carrying the KL, GAE advantages, whitening and the
+clipped value loss."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import torch
 
 from .aggregation import aggregate
 from .checks import check_mask, check_number, check_same_shape, check_tensor
+from .kl import kl_estimate
 
 
 def gae(token_rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
@@ -119,3 +121,37 @@ def value_metrics(values: torch.Tensor, old_values: torch.Tensor, returns: torch
         "vf_clipfrac": float(((loss_clipped > loss_unclipped) & on).sum()) / count,
         "value_mean": float(torch.where(on, values, torch.zeros_like(values)).sum()) / count,
     }
+
+
+def kl_token_rewards(rewards: torch.Tensor, mask: torch.Tensor, logp: torch.Tensor | None = None,
+                     ref_logp: torch.Tensor | None = None, beta: float = 0.0,
+                     kind: str = "k1") -> torch.Tensor:
+    """Per-token rewards for PPO with the KL in the reward (InstructGPT; DeepSeekMath eq. 2):
+
+        r_t = -beta * k_t  on every response token,  + r_i  on the last one,
+
+    (B, T), with ``rewards`` r_i (B,) one scalar per response, ``k = kl_estimate(logp,
+    ref_logp, kind)`` (k1 by default, as TRL's and verl's PPO) and 0 off the mask. A
+    response with no tokens gets no reward. verl: ``use_kl_in_reward=True``,
+    ``kl_penalty="kl"``.
+    """
+    check_tensor(rewards, "rewards", ndim=1)
+    check_tensor(mask, "mask", ndim=2, floating=False)
+    if mask.shape[0] != rewards.shape[0]:
+        raise ValueError(f"mask must have B = {rewards.shape[0]} rows (one per reward), "
+                         f"got shape {tuple(mask.shape)}")
+    mask = check_mask(mask, mask.shape, dtype=rewards.dtype)  # (B, T)
+    beta = check_number(beta, "beta", low=0.0, low_open=False)
+    seq_len = mask.shape[1]
+    positions = torch.arange(seq_len, device=mask.device).expand_as(mask)  # (B, T)
+    last = torch.where(mask > 0, positions, torch.full_like(positions, -1)).amax(dim=1)  # (B,)
+    is_last = (positions == last.unsqueeze(1)) & (mask > 0)  # (B, T)
+    token_rewards = torch.where(is_last, rewards.unsqueeze(1).expand_as(mask),
+                                torch.zeros_like(mask))  # (B, T)
+    if beta > 0:
+        if logp is None or ref_logp is None:
+            raise ValueError("logp and ref_logp are needed when beta > 0 (the KL in the reward)")
+        check_same_shape(logp, "logp", mask, "mask")
+        kl = kl_estimate(logp, ref_logp, kind)  # (B, T)
+        token_rewards = token_rewards - beta * torch.where(mask > 0, kl, torch.zeros_like(kl))
+    return token_rewards

@@ -6,7 +6,7 @@ import math
 
 import ipywidgets as widgets
 
-from ..losses import LOSS_FN_REGISTRY
+from ..algorithms import LOSS_FN_REGISTRY
 from ..plots.training import TrainingCurvesFigure
 from ..tasks import TASKS
 from ..trainer import TrainConfig, TrainResult, train
