@@ -61,14 +61,26 @@ NO_CRITIC_COEFS = {"vf_coef": None, "ent_coef": None}
 DEMO_KNOBS = {**{name: None for name in OVERRIDABLE},
               "eps_low": "clip_range", "eps_high": "clip_range", "group_size": "group_num"}
 
-# What verl 0.9.1's vanilla policy loss always does (core_algos.compute_policy_loss_vanilla:
-# "clip_ratio_c ... should be greater than 1.0"; the dual clip is applied unconditionally).
-VERL_DUAL_CLIP = ("verl's vanilla policy loss always applies the dual clip with "
-                  "actor.clip_ratio_c (default 3.0, must be > 1); it cannot be switched off. "
-                  "rlviz runs this recipe without it (set dual_clip=3 to match verl)")
+# Facts of the pinned libraries, each checked in their installed source (file:line of
+# TRL 1.16.0 under trl/, verl 0.9.1 under verl/; the notebooks and docs/losses.md quote them).
+VERL_DUAL_CLIP = ("the vanilla policy loss always applies the dual clip with "
+                  "actor.clip_ratio_c = 3 where A < 0 (it must be > 1 and cannot be switched "
+                  "off: trainer/ppo/core_algos.py compute_policy_loss_vanilla); rlviz runs "
+                  "this recipe without it (dual_clip=3 matches verl)")
+VERL_LOG_RATIO = "the log-ratio is clamped to [-20, 20] before exp (core_algos.py)"
+VERL_SEQ_MEAN = ("the seq-mean modes divide by ppo_mini_batch_size * rollout.n, every "
+                 "response of the mini-batch, empty ones included (rlviz.aggregate skips "
+                 "empty responses)")
+VERL_K3_CLAMP = "low_var_kl (k3) is clamped to [-10, 10]"
+TRL_EMPTY = ("'grpo' averages over every completion, empty ones included "
+             "(grpo_trainer.py: sum(-1) / mask.sum(-1).clamp(min=1)).mean()")
+TRL_STD_EPS = "the group std gets + 1e-4 (rlviz: + 1e-6)"
+TRL_MICRO = ("the loss is computed per micro-batch and divided by the gradient-accumulation "
+             "steps, so the seq-mean is per micro-batch (notebook 08)")
 VERL_GROUP = {"algorithm.adv_estimator": "grpo", "algorithm.use_kl_in_reward": False}
-TRL_NO_PPO = unsupported("trl", "TRL 1.16.0 has no PPO trainer: PPOTrainer moved to "
-                                "trl.experimental in 0.26 and is absent from 1.16.0")
+TRL_NO_PPO = unsupported("trl", "TRL 1.16.0 has no PPO trainer: trl.PPOTrainer (<= 0.25) "
+                                "moved to trl.experimental.ppo in 0.26 and is absent from "
+                                "1.16.0 (huggingface/trl PR #7020)")
 
 LOSS_FN_REGISTRY: dict[str, AlgoSpec] = {}
 
@@ -109,17 +121,16 @@ register(AlgoSpec(
     summary="GRPO: group advantages / std, + beta * k3 in the loss, seq-mean-token-mean",
     trl=trl({"loss_type": "grpo", "scale_rewards": "group", "beta": 0.04, "epsilon": 0.2,
              "use_bias_correction_kl": False},
-            "use_bias_correction_kl=False is needed: its default True (TRL >= 0.26) "
-            "multiplies the k3 term by the ratio, which changes the KL gradient even on-policy",
-            "TRL's 'grpo' averages over every completion of the batch, empty ones included"),
+            "use_bias_correction_kl=False is needed: its default True multiplies the k3 "
+            "term by the ratio rho, which turns its gradient into the reverse-KL gradient "
+            "even on-policy (grpo_config.py, grpo_trainer.py: per_token_kl * coef_1)",
+            TRL_STD_EPS, TRL_EMPTY, TRL_MICRO),
     verl=verl({**VERL_GROUP, "algorithm.norm_adv_by_std_in_grpo": True,
                f"{ACTOR}.use_kl_loss": True, f"{ACTOR}.kl_loss_coef": 0.04,
                f"{ACTOR}.kl_loss_type": "low_var_kl",
                f"{ACTOR}.loss_agg_mode": "seq-mean-token-mean",
                f"{ACTOR}.clip_ratio_low": 0.2, f"{ACTOR}.clip_ratio_high": 0.2},
-              VERL_DUAL_CLIP,
-              "low_var_kl (k3) is clamped to [-10, 10] in verl",
-              "verl's seq-mean-token-mean counts empty responses in the mean"),
+              VERL_DUAL_CLIP, VERL_K3_CLAMP, VERL_LOG_RATIO, VERL_SEQ_MEAN),
 ))
 register(AlgoSpec(
     name="dr_grpo", advantage="group", kl_in="none", needs_critic=False,
@@ -128,12 +139,15 @@ register(AlgoSpec(
     paper="Dr. GRPO, 'Understanding R1-Zero-Like Training', arXiv 2503.20783",
     summary="GRPO without the std and the 1/L: sum over tokens / (B * max_len), no KL",
     trl=trl({"loss_type": "dr_grpo", "scale_rewards": "none", "beta": 0.0, "epsilon": 0.2},
-            "TRL's constant is max_completion_length (rlviz: max_len, default T)"),
+            "the constant is max_completion_length: set it to rlviz's max_len (rlviz "
+            "defaults to the padded width T)", TRL_MICRO),
     verl=verl({**VERL_GROUP, "algorithm.norm_adv_by_std_in_grpo": False,
                f"{ACTOR}.use_kl_loss": False,
                f"{ACTOR}.loss_agg_mode": "seq-mean-token-sum-norm",
                f"{ACTOR}.clip_ratio_low": 0.2, f"{ACTOR}.clip_ratio_high": 0.2},
-              VERL_DUAL_CLIP),
+              "the constant is actor.loss_scale_factor (default null: the padded width of "
+              "each micro-batch): set it to rlviz's max_len", VERL_DUAL_CLIP,
+              VERL_LOG_RATIO, VERL_SEQ_MEAN),
 ))
 register(AlgoSpec(
     name="dapo", advantage="group", kl_in="none", needs_critic=False,
@@ -144,11 +158,16 @@ register(AlgoSpec(
     summary="GRPO with clip-higher 0.2 / 0.28, token-mean, no KL",
     trl=trl({"loss_type": "dapo", "scale_rewards": "group", "beta": 0.0, "epsilon": 0.2,
              "epsilon_high": 0.28},
-            "TRL's 'dapo' divides by the tokens of the whole accumulated batch"),
+            "'dapo' divides by the active tokens of the whole generation batch over all "
+            "processes ('bnpo': of each device micro-batch); DAPO's eq. 8 normalises per "
+            "prompt group, rlviz's token-mean over the batch",
+            "DAPO's overlong filtering is mask_truncated_completions=True (off here, as in "
+            "rlviz's dapo); dynamic sampling and the soft overlong punishment are not options"),
     verl=verl({**VERL_GROUP, "algorithm.norm_adv_by_std_in_grpo": True,
                f"{ACTOR}.use_kl_loss": False, f"{ACTOR}.loss_agg_mode": "token-mean",
                f"{ACTOR}.clip_ratio_low": 0.2, f"{ACTOR}.clip_ratio_high": 0.28},
-              VERL_DUAL_CLIP),
+              VERL_DUAL_CLIP, VERL_LOG_RATIO,
+              "token-mean over the tokens of the mini-batch across data-parallel ranks"),
 ))
 register(AlgoSpec(
     name="gspo", advantage="group", kl_in="none", needs_critic=False,
@@ -158,11 +177,16 @@ register(AlgoSpec(
     paper="GSPO, arXiv 2507.18071 (sequence-level ratio, section 5.1 clip range)",
     summary="sequence ratio s_i = exp(mean_t log rho), clip 3e-4 / 4e-4, no KL",
     trl=trl({"importance_sampling_level": "sequence", "loss_type": "grpo",
-             "scale_rewards": "group", "beta": 0.0, "epsilon": 3e-4, "epsilon_high": 4e-4}),
+             "scale_rewards": "group", "beta": 0.0, "epsilon": 3e-4, "epsilon_high": 4e-4},
+            TRL_EMPTY, TRL_STD_EPS,
+            "the paper splits each rollout into 4 mini-batches: steps_per_generation = "
+            "4 * gradient_accumulation_steps (rlviz's toy trainer: minibatches=4)"),
     verl=verl({**VERL_GROUP, "algorithm.norm_adv_by_std_in_grpo": True,
                f"{ACTOR}.policy_loss.loss_mode": "gspo", f"{ACTOR}.use_kl_loss": False,
                f"{ACTOR}.loss_agg_mode": "seq-mean-token-mean",
-               f"{ACTOR}.clip_ratio_low": 3e-4, f"{ACTOR}.clip_ratio_high": 4e-4}),
+               f"{ACTOR}.clip_ratio_low": 3e-4, f"{ACTOR}.clip_ratio_high": 4e-4},
+              "no dual clip in verl's GSPO loss; the log sequence ratio is clamped at 10",
+              VERL_SEQ_MEAN),
 ))
 register(AlgoSpec(
     name="ppo_gae", advantage="gae", kl_in="reward", needs_critic=True,
@@ -172,15 +196,15 @@ register(AlgoSpec(
     summary="critic + GAE (whitened), -beta * k1 in the reward, clipped value loss, entropy",
     trl=TRL_NO_PPO,
     verl=verl({"algorithm.adv_estimator": "gae", "algorithm.use_kl_in_reward": True,
-               "algorithm.kl_penalty": "kl", "algorithm.kl_ctrl.kl_coef": 0.05,
+               "algorithm.kl_penalty": "kl", "algorithm.kl_ctrl.type": "fixed",
+               "algorithm.kl_ctrl.kl_coef": 0.05,
                "algorithm.gamma": 1.0, "algorithm.lam": 0.95,
                f"{ACTOR}.use_kl_loss": False, f"{ACTOR}.loss_agg_mode": "token-mean",
                f"{ACTOR}.clip_ratio_low": 0.2, f"{ACTOR}.clip_ratio_high": 0.2,
                "critic.cliprange_value": 0.2},
-              VERL_DUAL_CLIP,
-              "verl's algorithm.lam defaults to 1.0; rlviz uses TRL's old PPO default 0.95",
-              "verl's critic loss uses critic.loss_agg_mode and its own optimiser "
-              "(no vf_coef: the critic is a separate model)"),
+              VERL_DUAL_CLIP, VERL_LOG_RATIO,
+              "no vf_coef: the critic is a separate model with its own optimiser",
+              "rlviz's entropy bonus is actor.entropy_coeff (default 0 since verl 0.4)"),
 ))
 
 
