@@ -9,6 +9,7 @@ import statistics
 
 import pytest
 import torch
+from references import ref_aggregate
 
 import rlviz
 
@@ -85,26 +86,6 @@ def ref_surrogate(logp, old, adv, mask, eps_low, eps_high, dual_clip=None, level
                                           dual_clip))
         out.append(row)
     return out
-
-
-def ref_aggregate(loss, mask, mode, max_len=None):
-    loss, mask = loss.tolist(), mask.tolist()
-    batch, seq_len = len(loss), len(loss[0])
-    sums, lengths = [], []
-    for row_l, row_m in zip(loss, mask, strict=True):
-        sums.append(sum(v for v, m in zip(row_l, row_m, strict=True) if m))
-        lengths.append(sum(row_m))
-    if mode == "token-mean":
-        total = sum(lengths)
-        return sum(sums) / total if total else 0.0
-    if mode == "seq-mean-token-sum-norm":
-        return sum(sums) / (batch * (max_len or seq_len))
-    per_seq = []
-    for s, n in zip(sums, lengths, strict=True):
-        if n == 0:
-            continue
-        per_seq.append(s / n if mode == "seq-mean-token-mean" else s)
-    return sum(per_seq) / len(per_seq) if per_seq else 0.0
 
 
 def ref_gae(rewards, values, mask, gamma, lam):
