@@ -11,9 +11,12 @@ last one, as gradient accumulation does), once per aggregation mode and per norm
   divides by the global count and multiplies by the world size (DDP's average divides it back).
 
 The parent compares the gradients with those of one process computing the same losses.
-Failures surface as ``DistributedRunError`` within ``timeout`` seconds, never as a hang: a
-rank that dies stops the others (``torch.multiprocessing`` terminates them), a port that is
-taken is reported by name, and the process group is destroyed on every rank.
+Failures surface as ``DistributedRunError``, never as a hang: a rank that dies stops the
+others (``torch.multiprocessing`` terminates them), a rank stuck in a collective raises
+after ``timeout`` seconds (gloo's timeout), ranks that do not reach the rendezvous within
+``startup_timeout`` are stopped, a port that is taken is reported by name, and the process
+group is destroyed on every rank. Starting is the slow part (importing torch in a fresh
+process takes seconds, far more on a busy machine), hence the two timeouts.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def _loopback_interface() -> str | None:
     return names[0] if names else None
 
 
-def _rank_main(rank, n_ranks, port, n_micro, modes, seed, out_dir, timeout, die_rank):
+def _rank_main(rank, n_ranks, port, n_micro, modes, seed, out_dir, timeout, fault):
     """What each spawned process runs (module level, so ``spawn`` can pickle it)."""
     torch.set_num_threads(1)
     loopback = _loopback_interface()
@@ -117,9 +120,12 @@ def _rank_main(rank, n_ranks, port, n_micro, modes, seed, out_dir, timeout, die_
         os.environ["GLOO_SOCKET_IFNAME"] = loopback  # loopback only, even without a network
     dist.init_process_group("gloo", init_method=f"tcp://{HOST}:{port}", rank=rank,
                             world_size=n_ranks, timeout=timedelta(seconds=timeout))
+    (Path(out_dir) / f"ready{rank}").touch()  # tells the parent this rank got through
     try:
-        if rank == die_rank:
+        if fault == ("die", rank):
             os._exit(3)  # a crash after the rendezvous (tests: the other rank must not hang)
+        if fault == ("hang", rank):
+            time.sleep(10 * timeout)  # stuck: the others wait in a collective until timeout
         grads = _rank_gradients(rank, n_ranks, n_micro, modes, seed)
         info = {"world_size": dist.get_world_size(), "backend": dist.get_backend()}
     finally:
@@ -188,9 +194,9 @@ def default_start_method() -> str:
 
 
 def run_data_parallel(n_ranks: int = 2, n_micro: int = 2, modes=AGG_MODES, seed: int = 0,
-                      port: int | None = None, timeout: float = 60.0,
-                      start_method: str | None = None, die_rank: int | None = None,
-                      check_port: bool = True) -> dict:
+                      port: int | None = None, timeout: float = 30.0,
+                      startup_timeout: float = 300.0, start_method: str | None = None,
+                      fault: tuple[str, int] | None = None, check_port: bool = True) -> dict:
     """Spawn ``n_ranks`` gloo processes, run the toy batch through DDP with both
     normalisers, and compare with one process.
 
@@ -210,12 +216,19 @@ def run_data_parallel(n_ranks: int = 2, n_micro: int = 2, modes=AGG_MODES, seed:
     kernel), one torch import instead of ``n_ranks``, and later runs start in milliseconds.
     ``"fork"`` is refused: forking a process whose torch threads are running can deadlock.
 
-    ``die_rank`` makes that rank exit with code 3 right after the rendezvous and
-    ``check_port=False`` skips the parent's port check (both for the failure tests).
+    ``timeout``: seconds a collective may wait (gloo) once every rank is through the
+    rendezvous; ``startup_timeout``: seconds to get there (process start, imports).
+    For the failure tests: ``fault=("die", r)`` makes rank r exit with code 3 right after
+    the rendezvous, ``fault=("hang", r)`` makes it sleep there; ``check_port=False`` skips
+    the parent's port check.
     """
     n_ranks = check_positive_int(n_ranks, "n_ranks")
     n_micro = check_positive_int(n_micro, "n_micro")
     timeout = check_number(timeout, "timeout", low=0.0)
+    startup_timeout = check_number(startup_timeout, "startup_timeout", low=0.0)
+    if fault is not None and (not isinstance(fault, tuple) or len(fault) != 2
+                              or fault[0] not in ("die", "hang")):
+        raise ValueError(f"fault must be None, ('die', rank) or ('hang', rank), got {fault!r}")
     problem = toy_problem(seed)
     chunk_rows(problem["mask"].shape[0], n_ranks, n_micro)  # checks the split before spawning
     modes = tuple(modes)
@@ -239,8 +252,8 @@ def run_data_parallel(n_ranks: int = 2, n_micro: int = 2, modes=AGG_MODES, seed:
         context = mp.start_processes(_rank_main, nprocs=n_ranks, join=False,
                                      start_method=start_method,
                                      args=(n_ranks, port, n_micro, modes, seed, out_dir,
-                                           timeout, die_rank))
-        _join_or_fail(context, port, start + timeout, timeout)
+                                           timeout, fault))
+        _join_or_fail(context, port, n_ranks, Path(out_dir), startup_timeout, timeout)
         seconds = time.perf_counter() - start
         results = [torch.load(Path(out_dir) / f"rank{r}.pt") for r in range(n_ranks)]
 
@@ -269,14 +282,29 @@ def run_data_parallel(n_ranks: int = 2, n_micro: int = 2, modes=AGG_MODES, seed:
     }
 
 
-def _join_or_fail(context, port: int, deadline: float, timeout: float) -> None:
-    """Wait for every rank; turn a failure or a passed deadline into DistributedRunError."""
+def _join_or_fail(context, port: int, n_ranks: int, out_dir: Path, startup_timeout: float,
+                  timeout: float) -> None:
+    """Wait for every rank; turn a failure or a passed deadline into DistributedRunError.
+    Until every rank has written its ready file the deadline is ``startup_timeout``; then
+    ``2 * timeout`` (a rank stuck in a collective raises after ``timeout`` on its own, with
+    a better message: this is the backstop)."""
+    start = time.perf_counter()
+    started = None
     try:
-        while not context.join(timeout=0.1):
-            if time.perf_counter() > deadline:
+        while not context.join(timeout=0.05):
+            now = time.perf_counter()
+            if started is None:
+                if all((out_dir / f"ready{r}").exists() for r in range(n_ranks)):
+                    started = now
+                elif now - start > startup_timeout:
+                    _stop(context)
+                    raise DistributedRunError(
+                        f"the ranks did not reach the rendezvous within startup_timeout = "
+                        f"{startup_timeout:g} s; all of them were stopped")
+            elif now - started > 2 * timeout:
                 _stop(context)
-                raise DistributedRunError(f"the ranks did not finish within timeout = "
-                                          f"{timeout:g} s; all of them were stopped")
+                raise DistributedRunError(f"the ranks did not finish within 2 * timeout = "
+                                          f"{2 * timeout:g} s; all of them were stopped")
     except mp.ProcessRaisedException as error:
         _stop(context)
         message = str(error)
