@@ -84,8 +84,9 @@ def test_a_taken_port_is_named():
 
 
 def test_a_passed_startup_deadline_stops_the_ranks():
-    with pytest.raises(DistributedRunError, match="rendezvous within startup_timeout = 0.01 s"):
-        run_data_parallel(startup_timeout=0.01)
+    # a spawned rank imports torch first: it cannot reach the rendezvous within 0.5 s
+    with pytest.raises(DistributedRunError, match="rendezvous within startup_timeout = 0.5 s"):
+        run_data_parallel(startup_timeout=0.5, start_method="spawn")
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

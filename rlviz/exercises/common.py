@@ -9,6 +9,18 @@ class ExerciseError(AssertionError):
     """Raised by a self-check when the reader's answer is wrong; the message says why."""
 
 
+def call_reader(fn, what: str, *args):
+    """``fn(*args)``; if the reader's function raises, an ``ExerciseError`` saying which
+    case (``what``) it raised on, with the original error as its cause."""
+    try:
+        return fn(*args)
+    except ExerciseError:
+        raise
+    except Exception as error:  # the reader's code failed: say where, keep the cause
+        raise ExerciseError(f"{what}: your function raised {type(error).__name__}: {error}") \
+            from error
+
+
 def check_close(what: str, got, expected, atol: float = 1e-6, hint: str = "") -> None:
     """Raise ``ExerciseError`` naming ``what`` unless ``got`` matches ``expected``."""
     got_t = torch.as_tensor(got, dtype=torch.float64)

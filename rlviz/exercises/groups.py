@@ -10,6 +10,7 @@ from ..experiments.groups import AGG_MODES, aggregation_coefficients, expected_a
 from ..losses.advantages import group_advantages
 from ..masks import mask_from_lengths
 from .common import ExerciseError, check_close, passed
+from .common import call_reader as _call
 
 __all__ = [
     "check_aggregation_weights",
@@ -23,16 +24,6 @@ ADVANTAGE_CASES = [
     ([0.9, 0.6, 0.8, 0.2, 0.0, 0.1], 3),
     ([0.0, 0.0, 0.0, 1.0, 0.0, 1.0], 3),
 ]
-
-
-def _call(fn, what: str, *args):
-    try:
-        return fn(*args)
-    except ExerciseError:
-        raise
-    except Exception as error:  # the reader's code failed: say where, keep the cause
-        raise ExerciseError(f"{what}: your function raised {type(error).__name__}: {error}") \
-            from error
 
 
 def check_group_advantages(fn) -> str:

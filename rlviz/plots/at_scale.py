@@ -1,0 +1,117 @@
+"""Notebook 08's figures: the weight of a token when the batch is split into micro-batches.
+
+Input: dicts from ``rlviz.experiments.at_scale.weights_data`` (per-token weights of 8
+responses with the global and the naive normaliser, their ratio, the micro-batch of each).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from .blit import BlitFigure
+
+MICRO_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+                 "tab:pink", "tab:olive")
+FACTOR_LIMITS = (0.05, 20.0)
+
+
+def _colours(data) -> list[str]:
+    return [MICRO_COLOURS[k % len(MICRO_COLOURS)] for k in data["micro_of"]]
+
+
+def _tick_labels(data) -> list[str]:
+    return [f"{i + 1}\nL={n}" for i, n in enumerate(data["lengths"])]
+
+
+def _weight_bars(ax, data):
+    """Naive weights as bars coloured by micro-batch, global weights as black dashes."""
+    x = np.arange(len(data["lengths"]))
+    bars = ax.bar(x, data["naive"], color=_colours(data), width=0.7)
+    (marks,) = ax.plot(x, data["global"], linestyle="none", marker="_", markersize=22,
+                       markeredgewidth=2.5, color="black")
+    ax.set_xticks(x, _tick_labels(data), fontsize=7)
+    return bars, marks
+
+
+def _legend_handles(n_micro: int) -> list:
+    handles = [Line2D([], [], linestyle="none", marker="_", markersize=14, markeredgewidth=2.5,
+                      color="black", label="one batch (= global normaliser)")]
+    handles += [Patch(color=MICRO_COLOURS[k], label=f"naive: micro-batch {k + 1}")
+                for k in range(n_micro)]
+    return handles
+
+
+def plot_weights_by_mode(data_by_mode: dict) -> Figure:
+    """The key picture: for each aggregation mode, the per-token weight of 8 responses of
+    unequal lengths: one batch (black dashes, identical to the global normaliser) against
+    the naive normaliser over micro-batches (bars, one colour per micro-batch)."""
+    fig = Figure(figsize=(11, 5.6), dpi=80, layout="constrained")
+    axes = fig.subplots(2, 2).flatten()
+    any_data = next(iter(data_by_mode.values()))
+    for ax, (mode, data) in zip(axes, data_by_mode.items()):
+        _weight_bars(ax, data)
+        ax.set_title(f"{mode}: naive factor {data['smallest factor']:.2f} .. "
+                     f"{data['largest factor']:.2f}", fontsize=10)
+        ax.set_ylabel("weight per token\n(units of 1 / (B max_len))", fontsize=8)
+        ax.set_ylim(0, 1.12 * max(max(data["naive"]), max(data["global"]), 1e-12))
+    fig.legend(handles=_legend_handles(any_data["n_micro"]), loc="outside lower center",
+               ncol=any_data["n_micro"] + 1, fontsize=8, frameon=False)
+    fig.suptitle(f"{len(any_data['lengths'])} responses in {any_data['n_micro']} micro-batches "
+                 "(x: response and its length)", fontsize=10)
+    return fig
+
+
+def plot_micro_weights(data: dict) -> BlitFigure:
+    """One mode: the response lengths, the per-token weights (naive bars, global dashes) and
+    the naive factor naive / global per response (log scale). Panel figure (blits)."""
+    fig = BlitFigure(figsize=(11, 3.4), dpi=80, layout="constrained")
+    ax_len, ax_w, ax_f = fig.subplots(1, 3, width_ratios=[0.8, 1.2, 1])
+    x = np.arange(len(data["lengths"]))
+    length_bars = ax_len.bar(x, data["lengths"], color=_colours(data), width=0.7)
+    ax_len.set_ylim(0, 34)
+    ax_len.set_xticks(x, [str(i + 1) for i in x])
+    ax_len.set_xlabel("response", fontsize=8)
+    ax_len.set_title("response length L_i", fontsize=10)
+    weight_bars, marks = _weight_bars(ax_w, data)
+    ax_w.set_xticks(x, [str(i + 1) for i in x], fontsize=10)
+    ax_w.set_xlabel("response", fontsize=8)
+    ax_w.set_title("weight per token (x 1 / (B max_len))", fontsize=10)
+    mode_text = ax_w.text(0.98, 0.97, "", transform=ax_w.transAxes, ha="right", va="top",
+                          fontsize=9, bbox=dict(facecolor="white", edgecolor="none", pad=1))
+    factor_bars = ax_f.bar(x, data["factor"], color=_colours(data), width=0.7)
+    ax_f.set_yscale("log")
+    ax_f.set_ylim(*FACTOR_LIMITS)
+    ax_f.axhline(1.0, color="black", lw=0.8)
+    ax_f.set_xticks(x, [str(i + 1) for i in x])
+    ax_f.set_xlabel("response", fontsize=8)
+    ax_f.set_title("naive / global weight (f_k)", fontsize=10)
+    fig.legend(handles=_legend_handles(len(MICRO_COLOURS)), loc="outside right center",
+               fontsize=7, frameon=False)
+    moving = [length_bars, weight_bars, marks, factor_bars, mode_text, ax_w.yaxis]
+    fig.rlviz_artists = {"length_bars": length_bars, "weight_bars": weight_bars,
+                         "marks": marks, "factor_bars": factor_bars, "mode_text": mode_text,
+                         "ax_w": ax_w, "moving": moving}
+    update_micro_weights(fig, data)
+    return fig
+
+
+def update_micro_weights(fig: Figure, data: dict) -> None:
+    """Refresh ``plot_micro_weights`` for new ``data`` (same number of responses)."""
+    artists = fig.rlviz_artists
+    colours = _colours(data)
+    # an empty response has no tokens, hence no factor: its bar drops below the log axis
+    factors = [f if n > 0 else FACTOR_LIMITS[0] / 10 for f, n in zip(data["factor"],
+                                                                      data["lengths"])]
+    for bars, values in ((artists["length_bars"], data["lengths"]),
+                         (artists["weight_bars"], data["naive"]),
+                         (artists["factor_bars"], factors)):
+        for bar, value, colour in zip(bars, values, colours):
+            bar.set_height(value)
+            bar.set_color(colour)
+    artists["marks"].set_ydata(data["global"])
+    top = max(max(data["naive"]), max(data["global"]), 1e-12)
+    artists["ax_w"].set_ylim(0, 1.12 * top)
+    artists["mode_text"].set_text(f"{data['mode']}, {data['n_micro']} micro-batches")
