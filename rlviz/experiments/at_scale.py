@@ -13,7 +13,8 @@ from ..losses.checks import check_number, check_one_of, check_positive_int
 from ..losses.microbatch import accumulated_loss
 from ..masks import mask_from_lengths
 
-__all__ = ["AGG_MODES", "MICRO_OPTIONS", "ModelShape", "run_plan", "scaling_table",
+__all__ = ["AGG_MODES", "LIBRARY_NORMALISERS", "MICRO_OPTIONS", "ModelShape",
+           "library_table_markdown", "run_plan", "scaling_table",
            "scaling_table_markdown", "spread_lengths", "token_weights", "weights_data"]
 
 BATCH, MAX_LEN = 8, 32  # the panel's batch: 8 responses padded to 32 tokens
@@ -184,4 +185,87 @@ def scaling_table_markdown(plans=DEFAULT_PLANS, **kwargs) -> str:
     for row in scaling_table(plans, **kwargs):
         lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in TABLE_COLUMNS)
                      + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# what TRL and verl divide each micro-batch by (read from their source, versions pinned)
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LibraryNormaliser:
+    """One library setting: what each micro-batch's loss is divided by, and the factor
+    f_k its per-token weights get relative to one batch (the library's own single-batch
+    loss). ``source``: file:line in the pinned release and the line itself."""
+
+    library: str
+    version: str
+    setting: str
+    mode: str  # the rlviz aggregation mode it computes
+    divides_by: str
+    factor: str
+    source: str
+
+
+LIBRARY_NORMALISERS = (
+    LibraryNormaliser(
+        "TRL", "1.16.0", 'loss_type="grpo"', "seq-mean-token-mean",
+        "its b rows (empty ones included), then gradient_accumulation_steps",
+        "1 (every micro-batch has b rows; TRL counts empty responses in B)",
+        "trainer/grpo_trainer.py:3154 `loss = ((per_token_loss * mask).sum(-1) / "
+        "mask.sum(-1).clamp(min=1.0)).mean()`; :3157 `loss = loss / normalizer`"),
+    LibraryNormaliser(
+        "TRL", "1.16.0", 'loss_type="bnpo"', "token-mean",
+        "its own token count N_k, then gradient_accumulation_steps",
+        "N / (K N_k): naive",
+        "trainer/grpo_trainer.py:3159 `loss = (per_token_loss * mask).sum() / "
+        "mask.sum().clamp(min=1.0)`"),
+    LibraryNormaliser(
+        "TRL", "1.16.0", 'loss_type="dapo" (default)', "token-mean",
+        "the token count of the generation batch gathered over processes, / num_processes "
+        "x gradient_accumulation_steps / steps_per_generation",
+        "1 when steps_per_generation = gradient_accumulation_steps (the default)",
+        "trainer/grpo_trainer.py:2498 `num_items_in_batch = "
+        "self.accelerator.gather(loss_mask.sum()).sum()`; :3170 `normalizer = "
+        "inputs[\"num_items_in_batch\"].clamp(min=1.0) / self.accelerator.num_processes`"),
+    LibraryNormaliser(
+        "TRL", "1.16.0", 'loss_type="dr_grpo"', "seq-mean-token-sum-norm",
+        "b x max_completion_length, then gradient_accumulation_steps",
+        "1 (a constant)",
+        "trainer/grpo_trainer.py:3164 `loss = (per_token_loss * mask).sum() / "
+        "(per_token_loss.size(0) * self.max_completion_length)`"),
+    LibraryNormaliser(
+        "verl", "0.9.1", 'loss_agg_mode="token-mean" (default)', "token-mean",
+        "the mini-batch's token count all-reduced over the dp group, x dp_size; "
+        "micro-batch losses are summed",
+        "1",
+        "trainer/ppo/core_algos.py:1175 `loss = verl_F.masked_sum(loss_mat, loss_mask) / "
+        "batch_num_tokens * dp_size`; workers/engine/fsdp/transformer_impl.py:731 "
+        "`torch.distributed.all_reduce(batch_num_tokens, ...)`"),
+    LibraryNormaliser(
+        "verl", "0.9.1", 'loss_agg_mode="seq-mean-token-mean" / "seq-mean-token-sum"',
+        "seq-mean-token-mean / seq-mean-token-sum",
+        "global_batch_size = ppo_mini_batch_size x rollout.n, x dp_size",
+        "1 (counts every response, empty ones too, when dp_size > 1)",
+        "trainer/ppo/core_algos.py:1202 `loss = verl_F.masked_sum(seq_losses, seq_mask) / "
+        "global_batch_size * dp_size`; trainer/ppo/ray_trainer.py:1362 "
+        "`global_batch_size=ppo_mini_batch_size`"),
+    LibraryNormaliser(
+        "verl", "0.9.1", 'loss_agg_mode="seq-mean-token-sum-norm"', "seq-mean-token-sum-norm",
+        "global_batch_size x dp_size, then loss_scale_factor (None: the micro-batch's "
+        "padded width loss_mask.shape[-1])",
+        "1 with loss_scale_factor set; max_len / T_k if None and micro-batches are padded "
+        "to different widths T_k",
+        "trainer/ppo/core_algos.py:1190-1193 `if loss_scale_factor is None: horizon = "
+        "loss_mask.shape[-1]` ... `loss /= loss_scale_factor`"),
+)
+
+
+def library_table_markdown() -> str:
+    """``LIBRARY_NORMALISERS`` as a markdown table."""
+    lines = ["| library | setting | rlviz mode | each micro-batch divides by | naive factor f_k |",
+             "|---|---|---|---|---|"]
+    for row in LIBRARY_NORMALISERS:
+        lines.append(f"| {row.library} {row.version} | `{row.setting}` | {row.mode} | "
+                     f"{row.divides_by} | {row.factor} |")
     return "\n".join(lines)
