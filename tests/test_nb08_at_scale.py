@@ -113,3 +113,14 @@ def test_exercises_accept_right_answers_and_explain_wrong_ones():
         check_global_micro_loss(lambda loss, m, mode, c, r: good_micro_loss(loss, m, mode, c, 1))
     with pytest.raises(ExerciseError, match="your function raised ZeroDivisionError"):
         check_naive_factor(lambda lengths, mode, n_micro: 1 / 0)
+
+
+def test_every_registered_recipe_has_a_normaliser_row():
+    from rlviz import LOSS_FN_REGISTRY
+
+    rows = ex.recipe_normalisers(sorted(LOSS_FN_REGISTRY))  # KeyError if a setting is missing
+    by_algo = {row["algo"]: row for row in rows}
+    assert by_algo["dapo"]["trl"] == 'loss_type="dapo"'
+    assert by_algo["dr_grpo"]["verl"] == 'loss_agg_mode="seq-mean-token-sum-norm"'
+    with pytest.raises(KeyError, match="no TRL row"):
+        ex.library_normaliser("TRL", 'loss_type="sapo"')

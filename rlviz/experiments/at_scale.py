@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 import torch
 
+from ..algorithms import get_spec
+from ..algorithms.hparams import HParams
+from ..algorithms.library import ACTOR
 from ..losses.aggregation import AGG_MODES
 from ..losses.checks import check_number, check_one_of, check_positive_int
 from ..losses.microbatch import accumulated_loss
 from ..masks import mask_from_lengths
 
 __all__ = ["AGG_MODES", "LIBRARY_NORMALISERS", "MICRO_OPTIONS", "ModelShape",
-           "library_table_markdown", "run_plan", "scaling_table",
+           "library_table_markdown", "recipe_normalisers", "run_plan", "scaling_table",
            "scaling_table_markdown", "spread_lengths", "token_weights", "weights_data"]
 
 BATCH, MAX_LEN = 8, 32  # the panel's batch: 8 responses padded to 32 tokens
@@ -269,3 +272,32 @@ def library_table_markdown() -> str:
         lines.append(f"| {row.library} {row.version} | `{row.setting}` | {row.mode} | "
                      f"{row.divides_by} | {row.factor} |")
     return "\n".join(lines)
+
+
+def library_normaliser(library: str, setting: str) -> LibraryNormaliser:
+    """The row of ``LIBRARY_NORMALISERS`` for ``library`` ("TRL" or "verl") whose setting
+    names ``setting`` (e.g. ``'loss_type="dapo"'``); ``KeyError`` if there is none."""
+    for row in LIBRARY_NORMALISERS:
+        if row.library == library and setting in row.setting:
+            return row
+    raise KeyError(f"no {library} row for {setting} in LIBRARY_NORMALISERS")
+
+
+def recipe_normalisers(algos) -> list[dict]:
+    """For each algorithm of ``rlviz.LOSS_FN_REGISTRY``: its aggregation mode, the TRL
+    ``loss_type`` and verl ``loss_agg_mode`` its library recipes name, and the naive
+    factor each of those settings gives (from ``LIBRARY_NORMALISERS``)."""
+    rows = []
+    for name in algos:
+        spec = get_spec(name)
+        mode = spec.defaults.get("loss_agg_mode", HParams().loss_agg_mode)
+        row = {"algo": name, "mode": mode, "trl": "-", "trl factor": "not in TRL",
+               "verl": "-", "verl factor": "not in verl"}
+        if spec.trl is not None and spec.trl.supported:
+            setting = f'loss_type="{spec.trl.settings["loss_type"]}"'
+            row["trl"], row["trl factor"] = setting, library_normaliser("TRL", setting).factor
+        if spec.verl is not None and spec.verl.supported:
+            setting = f'loss_agg_mode="{spec.verl.settings[f"{ACTOR}.loss_agg_mode"]}"'
+            row["verl"], row["verl factor"] = setting, library_normaliser("verl", setting).factor
+        rows.append(row)
+    return rows

@@ -16,6 +16,7 @@ from .blit import BlitFigure
 MICRO_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
                  "tab:pink", "tab:olive")
 FACTOR_LIMITS = (0.05, 20.0)
+WEIGHT_LIMITS = (0.5, 100.0)  # units of 1 / (B max_len): every setting of the panel fits
 
 
 def _colours(data) -> list[str]:
@@ -66,7 +67,7 @@ def plot_weights_by_mode(data_by_mode: dict) -> Figure:
 
 def plot_micro_weights(data: dict) -> BlitFigure:
     """One mode: the response lengths, the per-token weights (naive bars, global dashes) and
-    the naive factor naive / global per response (log scale). Panel figure (blits)."""
+    the naive factor naive / global per response (log scales). Panel figure (blits)."""
     fig = BlitFigure(figsize=(11, 3.4), dpi=80, layout="constrained")
     ax_len, ax_w, ax_f = fig.subplots(1, 3, width_ratios=[0.8, 1.2, 1])
     x = np.arange(len(data["lengths"]))
@@ -78,6 +79,8 @@ def plot_micro_weights(data: dict) -> BlitFigure:
     weight_bars, marks = _weight_bars(ax_w, data)
     ax_w.set_xticks(x, [str(i + 1) for i in x], fontsize=10)
     ax_w.set_xlabel("response", fontsize=8)
+    ax_w.set_yscale("log")  # fixed limits: the axis is drawn once, not on every move
+    ax_w.set_ylim(*WEIGHT_LIMITS)
     ax_w.set_title("weight per token (x 1 / (B max_len))", fontsize=10)
     mode_text = ax_w.text(0.98, 0.97, "", transform=ax_w.transAxes, ha="right", va="top",
                           fontsize=9, bbox=dict(facecolor="white", edgecolor="none", pad=1))
@@ -90,10 +93,10 @@ def plot_micro_weights(data: dict) -> BlitFigure:
     ax_f.set_title("naive / global weight (f_k)", fontsize=10)
     fig.legend(handles=_legend_handles(len(MICRO_COLOURS)), loc="outside right center",
                fontsize=7, frameon=False)
-    moving = [length_bars, weight_bars, marks, factor_bars, mode_text, ax_w.yaxis]
+    moving = [length_bars, weight_bars, marks, factor_bars, mode_text]
     fig.rlviz_artists = {"length_bars": length_bars, "weight_bars": weight_bars,
                          "marks": marks, "factor_bars": factor_bars, "mode_text": mode_text,
-                         "ax_w": ax_w, "moving": moving}
+                         "moving": moving}
     update_micro_weights(fig, data)
     return fig
 
@@ -112,6 +115,4 @@ def update_micro_weights(fig: Figure, data: dict) -> None:
             bar.set_height(value)
             bar.set_color(colour)
     artists["marks"].set_ydata(data["global"])
-    top = max(max(data["naive"]), max(data["global"]), 1e-12)
-    artists["ax_w"].set_ylim(0, 1.12 * top)
     artists["mode_text"].set_text(f"{data['mode']}, {data['n_micro']} micro-batches")
