@@ -18,10 +18,17 @@ def register(experiment: Experiment) -> Experiment:
     return experiment
 
 
+ARENA_ALGOS = ("grpo_paper", "dr_grpo", "dapo", "gspo", "ppo_gae")
+
 register(Experiment(
-    name="entropy_bonus",
-    description="grpo_paper on reverse: the trainer's entropy bonus 0.01 against none",
-    configs={"ent_coef 0.01": {"ent_coef": 0.01}, "ent_coef 0": {"ent_coef": 0.0}},
-    seeds=tuple(range(5)),
-    base={"algo": "grpo_paper", "steps": 30},
+    name="arena",
+    description="every algorithm of the family on the default task (reverse) with the "
+                "trainer's defaults, only cfg.algo changes; plus grpo_paper without the "
+                "trainer's entropy bonus",
+    configs={**{algo: {"algo": algo} for algo in ARENA_ALGOS},
+             "grpo_paper, ent_coef 0": {"algo": "grpo_paper", "ent_coef": 0.0}},
+    seeds=TEN_SEEDS,
+    base={"steps": 60},
+    metrics=("reward", "greedy_reward", "response_length", "entropy", "clipfrac", "kl_ref",
+             "loss", "seconds"),
 ))

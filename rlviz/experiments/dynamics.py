@@ -72,18 +72,32 @@ def threshold_seconds(table: ResultTable, threshold: float = 0.9, window: int = 
     return out
 
 
-def final_values(table: ResultTable, metric: str, last: int = 1, configs=None) -> dict:
-    """config -> ``(mean, low, high)`` over seeds of the mean of ``metric`` over each
-    run's last ``last`` measured steps (NaN steps skipped)."""
+def _interval_of_run_means(table: ResultTable, metric: str, pick, configs) -> dict:
+    """config -> ``(mean, low, high)`` over seeds of each run's mean of the measured values
+    ``pick(rows)`` selects (NaN steps skipped)."""
     out = {}
     for config in _configs(table, configs):
         per_seed = []
         for rows in table.runs(config).values():
             measured = [r[metric] for r in rows if not math.isnan(r[metric])]
-            per_seed.append(sum(measured[-last:]) / len(measured[-last:]))
+            chosen = pick(measured)
+            per_seed.append(sum(chosen) / len(chosen))
         mean, low, high = mean_ci(np.array(per_seed)[:, None])
         out[config] = (float(mean[0]), float(low[0]), float(high[0]))
     return out
+
+
+def final_values(table: ResultTable, metric: str, last: int = 1, configs=None) -> dict:
+    """config -> ``(mean, low, high)`` over seeds of the mean of ``metric`` over each
+    run's last ``last`` measured steps."""
+    return _interval_of_run_means(table, metric, lambda values: values[-last:], configs)
+
+
+def window_values(table: ResultTable, metric: str, first: int, last: int | None,
+                  configs=None) -> dict:
+    """config -> ``(mean, low, high)`` over seeds of each run's mean of ``metric`` over
+    steps ``first .. last - 1`` (for metrics measured at every step)."""
+    return _interval_of_run_means(table, metric, lambda values: values[first:last], configs)
 
 
 def median_or_none(values) -> float | None:

@@ -15,8 +15,9 @@ The cache. ``data/experiments/<name>.jsonl`` holds one JSON line of provenance (
 the seeds, the package and torch versions, a hash of the code that ran) and then one JSON
 line per finished run, appended and flushed as soon as the run ends: an interrupted
 experiment loses no finished run, and running it again only runs what is missing (a half-
-written last line is ignored). When the configs, the seeds or the code hash differ from the
-cache, the cache is started afresh. Numbers are stored with ``DIGITS`` significant digits;
+written last line is ignored; runs go seed by seed across the configs). When the configs or
+the code hash differ from the cache, the cache is started afresh (runs of seeds still wanted
+are kept when only the seeds change). Numbers are stored with ``DIGITS`` significant digits;
 ``reproduce_one`` re-runs one pair and compares them digit for digit (the wall-clock column
 ``seconds`` is machine-dependent and left out of that check).
 
@@ -222,13 +223,12 @@ def _start_cache(path: Path, experiment: Experiment) -> list[dict]:
             old, records = read_cache(path)
         except (ValueError, KeyError):
             old, records = None, []
-        if old is not None and all(old.get(k) == wanted[k]
-                                   for k in ("experiment", "code_hash", "torch")):
+        if old is not None and _same_runs(old, wanted):
             pairs = set(experiment.pairs())
             done = {(r["config"], r["seed"]): r for r in records
                     if (r["config"], r["seed"]) in pairs}
             with open(path, "w") as handle:  # drop a broken last line, keep the rest
-                _write_line(handle, {"provenance": old})
+                _write_line(handle, {"provenance": wanted})
                 for record in done.values():
                     _write_line(handle, record)
             return list(done.values())
@@ -236,6 +236,16 @@ def _start_cache(path: Path, experiment: Experiment) -> list[dict]:
     with open(path, "w") as handle:
         _write_line(handle, {"provenance": wanted})
     return []
+
+
+def _same_runs(old: dict, wanted: dict) -> bool:
+    """Whether a cache's runs are runs of ``wanted``: same code, torch, configs and
+    metrics (the seeds may differ: runs of seeds still wanted are kept)."""
+    def without_seeds(spec):
+        return {k: v for k, v in spec.items() if k != "seeds"}
+
+    return (old.get("code_hash") == wanted["code_hash"] and old.get("torch") == wanted["torch"]
+            and without_seeds(old["experiment"]) == without_seeds(wanted["experiment"]))
 
 
 # ---- the tidy table ---------------------------------------------------------------
@@ -332,7 +342,9 @@ def run_experiment(experiment: Experiment, cache_dir: Path | str | None = None,
         path.unlink()
     done = _start_cache(path, experiment)
     finished = {(r["config"], r["seed"]) for r in done}
-    todo = [(experiment, c, s) for c, s in experiment.pairs() if (c, s) not in finished]
+    # seed by seed across configs: an interrupted run leaves the configs equally seeded
+    order = sorted(experiment.pairs(), key=lambda pair: experiment.seeds.index(pair[1]))
+    todo = [(experiment, c, s) for c, s in order if (c, s) not in finished]
     bar = tqdm(total=len(experiment.pairs()), initial=len(finished), desc=experiment.name,
                disable=not progress, dynamic_ncols=True, unit="run")
     with open(path, "a") as handle:
