@@ -175,3 +175,16 @@ def test_summaries_of_a_table(tmp_path):
     final = final_values(table, "reward", last=1)["grpo"]
     assert final[0] == pytest.approx(rewards[:, -1].mean())
     assert median_or_none([3, None, 5]) == 5 and median_or_none([None, None, 4]) is None
+
+
+def test_more_seeds_keep_the_finished_runs(tmp_path, monkeypatch):
+    run_experiment(tiny_experiment(seeds=(0,)), cache_dir=tmp_path, workers=1, progress=False)
+    calls = []
+    real = runner.run_one
+    monkeypatch.setattr(runner, "run_one", lambda *a: calls.append(a[1:]) or real(*a))
+    table = run_experiment(tiny_experiment(seeds=(0, 1)), cache_dir=tmp_path, workers=1,
+                           progress=False)
+    assert sorted(calls) == [("dr", 1), ("grpo", 1)]  # seed 0 came from the cache
+    assert {(r["config"], r["seed"]) for r in table.rows} == {
+        ("grpo", 0), ("grpo", 1), ("dr", 0), ("dr", 1)}
+    assert table.provenance["experiment"]["seeds"] == [0, 1]
