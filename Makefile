@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # Re-install whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab test lint unit nbval test-browser test-browser-run browser-if-available browser-deps notebooks bench clean help
+.PHONY: experiments setup lab test lint unit nbval test-browser test-browser-run browser-if-available browser-deps notebooks bench clean help
 
 help:
 	@echo "make lab           open the notebooks in JupyterLab (sets up .venv first)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-browser  the browser tests alone (installs Debian's chromium if missing)"
 	@echo "make notebooks     re-execute every notebook in place (the notebook policy)"
 	@echo "make bench         print the performance report"
+	@echo "make experiments   regenerate the cached multi-seed experiments (data/experiments/)"
 	@echo "make lint          ruff on the package, tests and notebooks"
 
 $(STAMP): pyproject.toml
@@ -83,3 +84,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
+
+# Re-run every experiment of rlviz/experiments/catalog.py into data/experiments/ (minutes of
+# CPU: all cores, one torch thread per worker). tests/test_experiment_caches.py re-checks them.
+experiments: setup
+	$(BIN)/python -m rlviz.experiments.runner

@@ -142,7 +142,7 @@ class CausalPolicy(nn.Module):
 
     # ---- scoring responses ------------------------------------------------------
     def response_scores(self, sequences, attention_mask, prompt_width: int,
-                        temperature: float = 1.0):
+                        temperature: float = 1.0, group_size: int = 1):
         """Log-probs, values and logits of the response part of ``sequences``.
 
         sequences (B, P + R): left-padded prompt block of width P = ``prompt_width``,
@@ -153,10 +153,60 @@ class CausalPolicy(nn.Module):
         * ``logits`` (B, R, V): the temperature-scaled logits that score them.
 
         The shift: the token at position P + t is scored by the logits at P + t - 1.
+
+        ``group_size`` G > 1 says rows g*G .. g*G+G-1 share one prompt (a GRPO group): the
+        prompt is then run once per group and its keys and values are shared by the G
+        responses (``_grouped_logits``): the same numbers up to float rounding, for about
+        40% less work on the toy tasks (7 of ~15 positions are prompt).
         """
-        logits_all, values_all = self.forward(sequences, attention_mask)  # (B, S, V), (B, S)
-        logits = logits_all[:, prompt_width - 1 : -1] / temperature  # (B, R, V)
+        if group_size > 1 and _rows_share_prompts(sequences, attention_mask, prompt_width,
+                                                  group_size):
+            logits_all, values_all = self._grouped_logits(
+                sequences, attention_mask, prompt_width, group_size)  # (B, R + 1, V), (B, R + 1)
+            first = 0  # kept columns: the last prompt position, then the response
+        else:
+            logits_all, values_all = self.forward(sequences, attention_mask)  # (B, S, V), (B, S)
+            first = prompt_width - 1
+        logits = logits_all[:, first:-1] / temperature  # (B, R, V)
         tokens = sequences[:, prompt_width:]  # (B, R)
         logp = selective_log_prob(logits, tokens)  # (B, R)
-        values = values_all[:, prompt_width - 1 : -1]  # (B, R)
+        values = values_all[:, first:-1]  # (B, R)
         return logp, values, logits
+
+    def _grouped_logits(self, sequences, attention_mask, prompt_width: int, group_size: int):
+        """Logits and values at the last prompt position and every response position,
+        (B, 1 + R, V) and (B, 1 + R), with each group's prompt run once.
+
+        The prompt block of the first row of each group goes through ``prefill``; its
+        key/value cache is repeated G times (``repeat_interleave``: gradients from the G
+        responses add up on the one prompt pass, as they would on G copies); then the
+        response tokens run as one block that attends to the prompt's real keys and
+        causally to each other."""
+        b, s = sequences.shape
+        prompts = sequences[::group_size, :prompt_width]  # (B/G, P)
+        prompt_mask = attention_mask[::group_size, :prompt_width]  # (B/G, P)
+        logits_p, values_p, cache = self.prefill(prompts, prompt_mask)  # (B/G, P, V), (B/G, P)
+        cache = [(k.repeat_interleave(group_size, dim=0), v.repeat_interleave(group_size, dim=0))
+                 for k, v in cache]  # per layer (B, H, P, D)
+        r = s - prompt_width
+        keep = attention_mask[:, :prompt_width].bool()  # (B, P)
+        start = keep.long().sum(dim=1, keepdim=True)  # (B, 1) first response position
+        positions = start + torch.arange(r, device=sequences.device)  # (B, R)
+        causal = torch.ones(r, r, dtype=torch.bool, device=sequences.device).tril()  # (R, R)
+        allowed = torch.cat([keep[:, None, :].expand(b, r, prompt_width),
+                             causal.expand(b, r, r)], dim=2)  # (B, R, P + R)
+        logits_r, values_r, _ = self._trunk(sequences[:, prompt_width:], positions,
+                                            allowed.unsqueeze(1), cache)  # (B, R, V), (B, R)
+        last_logits = logits_p[:, -1:].repeat_interleave(group_size, dim=0)  # (B, 1, V)
+        last_values = values_p[:, -1:].repeat_interleave(group_size, dim=0)  # (B, 1)
+        return torch.cat([last_logits, logits_r], dim=1), torch.cat([last_values, values_r], dim=1)
+
+
+def _rows_share_prompts(sequences, attention_mask, prompt_width: int, group_size: int) -> bool:
+    """Whether the B rows form B/G groups of G rows with the same prompt block."""
+    b = sequences.shape[0]
+    if b % group_size:
+        return False
+    prompts = sequences[:, :prompt_width].view(b // group_size, group_size, prompt_width)
+    masks = attention_mask[:, :prompt_width].view(b // group_size, group_size, prompt_width)
+    return bool((prompts == prompts[:, :1]).all()) and bool((masks == masks[:, :1]).all())

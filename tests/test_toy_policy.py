@@ -204,3 +204,44 @@ def test_trimming_padding_columns_changes_no_score(rollout_at_temperature):
     torch.testing.assert_close(logp_trim[on], logp_full[:, :width][on], atol=1e-5, rtol=0)
     torch.testing.assert_close(values_trim[on], values_full[:, :width][on], atol=1e-5, rtol=0)
     assert torch.equal(trimmed.response_mask, full.response_mask[:, :width])
+
+
+def test_one_prompt_pass_per_group_gives_the_scores_and_gradients_of_g_copies():
+    """response_scores(group_size=G) runs each group's prompt once and shares its keys and
+    values: the log-probs, values, logits and parameter gradients equal those of the plain
+    pass over every row (float rounding apart)."""
+    task = get_task("reverse")
+    torch.manual_seed(0)
+    policy = CausalPolicy(max_positions=task.prompt_width + task.max_new_tokens)
+    generator = torch.Generator().manual_seed(3)
+    from rlviz.rollout import collect_rollout
+
+    batch = collect_rollout(policy, policy, task, 4, 4, 1.0, generator).trimmed()  # (16, S)
+    results = []
+    for group_size in (1, 4):
+        policy.zero_grad()
+        logp, values, logits = policy.response_scores(
+            batch.sequences, batch.attention_mask, batch.prompt_width, 0.8, group_size)
+        ((logp * batch.response_mask).sum() + values.square().sum()).backward()
+        grads = [p.grad.clone() for p in policy.parameters()]
+        results.append((logp.detach(), values.detach(), logits.detach(), grads))
+    (*plain, plain_grads), (*grouped, grouped_grads) = results
+    for a, b in zip(plain, grouped):
+        torch.testing.assert_close(b, a, atol=2e-5, rtol=1e-5)
+    for a, b in zip(plain_grads, grouped_grads):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+
+
+def test_rows_that_do_not_share_prompts_fall_back_to_the_plain_pass():
+    task = get_task("reverse")
+    torch.manual_seed(0)
+    policy = CausalPolicy(max_positions=task.prompt_width + task.max_new_tokens)
+    ids, mask = task.encode_prompts([[1, 2, 3], [4, 5, 6, 7]])
+    responses = torch.tensor([[3, 2, 1, 12], [7, 6, 5, 4]])
+    sequences = torch.cat([ids, responses], dim=1)
+    attention = torch.cat([mask, torch.ones_like(responses)], dim=1)
+    with torch.no_grad():
+        plain = policy.response_scores(sequences, attention, task.prompt_width)
+        claimed = policy.response_scores(sequences, attention, task.prompt_width, group_size=2)
+    for a, b in zip(plain, claimed):
+        assert torch.equal(a, b)  # different prompts: the grouped path is not taken

@@ -1,0 +1,114 @@
+"""Summaries of multi-seed experiments (``rlviz.experiments.runner.ResultTable``): mean
+curves with 95% bands, steps and seconds to a threshold, final values with intervals.
+The figures are in ``rlviz.plots.dynamics``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .runner import ResultTable
+from .stats import interpolate_on, mean_ci, steps_to_threshold
+
+
+def _configs(table: ResultTable, configs):
+    return table.configs if configs is None else tuple(configs)
+
+
+def curve_bands(table: ResultTable, metric: str = "reward", configs=None) -> dict:
+    """config -> ``(steps, mean, low, high)`` of ``metric`` over the seeds (95% t band).
+    Steps where a metric was not measured (NaN in every seed) are left out."""
+    bands = {}
+    for config in _configs(table, configs):
+        steps, values = table.matrix(config, metric)  # (n,), (seeds, n)
+        measured = ~np.all(np.isnan(values), axis=0)
+        mean, low, high = mean_ci(values[:, measured])
+        bands[config] = (steps[measured], mean, low, high)
+    return bands
+
+
+def time_bands(table: ResultTable, metric: str = "reward", configs=None, points: int = 60,
+               until: float | None = None) -> dict:
+    """config -> ``(seconds, mean, low, high)``: ``metric`` against wall-clock seconds,
+    each run interpolated on a common grid up to the time every seed of the config reached
+    (or ``until``)."""
+    bands = {}
+    for config in _configs(table, configs):
+        _, seconds = table.matrix(config, "seconds")
+        _, values = table.matrix(config, metric)
+        end = seconds[:, -1].min() if until is None else until
+        grid = np.linspace(seconds[:, 0].max(), end, points)
+        on_grid = interpolate_on(seconds, values, grid)  # (seeds, points)
+        keep = ~np.any(np.isnan(on_grid), axis=0)
+        mean, low, high = mean_ci(on_grid[:, keep])
+        bands[config] = (grid[keep], mean, low, high)
+    return bands
+
+
+def threshold_steps(table: ResultTable, threshold: float = 0.9, window: int = 5,
+                    configs=None) -> dict:
+    """config -> one entry per seed: steps until the ``window``-step mean reward first
+    reaches ``threshold`` (None if never)."""
+    out = {}
+    for config in _configs(table, configs):
+        runs = table.runs(config)
+        out[config] = [steps_to_threshold([r["reward"] for r in rows], threshold, window)
+                       for rows in runs.values()]
+    return out
+
+
+def threshold_seconds(table: ResultTable, threshold: float = 0.9, window: int = 5,
+                      configs=None) -> dict:
+    """config -> one entry per seed: wall seconds at that step (None if never reached)."""
+    out = {}
+    for config in _configs(table, configs):
+        runs = table.runs(config)
+        values = []
+        for rows in runs.values():
+            steps = steps_to_threshold([r["reward"] for r in rows], threshold, window)
+            values.append(None if steps is None else rows[steps - 1]["seconds"])
+        out[config] = values
+    return out
+
+
+def _interval_of_run_means(table: ResultTable, metric: str, pick, configs) -> dict:
+    """config -> ``(mean, low, high)`` over seeds of each run's mean of the measured values
+    ``pick(rows)`` selects (NaN steps skipped)."""
+    out = {}
+    for config in _configs(table, configs):
+        per_seed = []
+        for rows in table.runs(config).values():
+            measured = [r[metric] for r in rows if not math.isnan(r[metric])]
+            chosen = pick(measured)
+            per_seed.append(sum(chosen) / len(chosen))
+        mean, low, high = mean_ci(np.array(per_seed)[:, None])
+        out[config] = (float(mean[0]), float(low[0]), float(high[0]))
+    return out
+
+
+def final_values(table: ResultTable, metric: str, last: int = 1, configs=None) -> dict:
+    """config -> ``(mean, low, high)`` over seeds of the mean of ``metric`` over each
+    run's last ``last`` measured steps."""
+    return _interval_of_run_means(table, metric, lambda values: values[-last:], configs)
+
+
+def window_values(table: ResultTable, metric: str, first: int, last: int | None,
+                  configs=None) -> dict:
+    """config -> ``(mean, low, high)`` over seeds of each run's mean of ``metric`` over
+    steps ``first .. last - 1`` (for metrics measured at every step)."""
+    return _interval_of_run_means(table, metric, lambda values: values[first:last], configs)
+
+
+def median_or_none(values) -> float | None:
+    """Median over seeds, a run that never reached the threshold counting as infinitely
+    slow; ``None`` when half or more never reached it."""
+    finite = sorted(v for v in values if v is not None)
+    padded = finite + [math.inf] * (len(values) - len(finite))
+    median = float(np.median(padded))
+    return None if math.isinf(median) else median
+
+
+def intervals_overlap(a: tuple, b: tuple) -> bool:
+    """Whether two ``(mean, low, high)`` intervals overlap."""
+    return a[1] <= b[2] and b[1] <= a[2]
