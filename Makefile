@@ -88,4 +88,4 @@ clean:
 # Re-run every experiment of rlviz/experiments/catalog.py into data/experiments/ (minutes of
 # CPU: all cores, one torch thread per worker). tests/test_experiment_caches.py re-checks them.
 experiments: setup
-	$(BIN)/python -m rlviz.experiments.runner
+	$(BIN)/python -m rlviz.experiments.catalog

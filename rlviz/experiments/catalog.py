@@ -4,7 +4,9 @@ re-runs one pair of each). Each changes one thing and runs over several seeds.""
 
 from __future__ import annotations
 
-from .runner import Experiment
+import sys
+
+from .runner import Experiment, run_experiment
 
 TEN_SEEDS = tuple(range(10))
 
@@ -32,3 +34,26 @@ register(Experiment(
     metrics=("reward", "greedy_reward", "response_length", "entropy", "clipfrac", "kl_ref",
              "loss", "seconds"),
 ))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rlviz.experiments.catalog [NAME ...] [--keep]``: regenerate the caches
+    of the named experiments of the catalog (all by default); ``--keep`` resumes."""
+    argv = sys.argv[1:] if argv is None else argv
+    keep = "--keep" in argv
+    names = [a for a in argv if a != "--keep"] or list(EXPERIMENTS)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        print(f"unknown experiment(s) {unknown}; known: {', '.join(EXPERIMENTS)}",
+              file=sys.stderr)
+        return 2
+    for name in names:
+        run_experiment(EXPERIMENTS[name], fresh=not keep)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    # run the importable module's main, so that pickled experiments name that module
+    from rlviz.experiments.catalog import main as _main
+
+    sys.exit(_main())

@@ -22,18 +22,18 @@ are kept when only the seeds change). Numbers are stored with ``DIGITS`` signifi
 ``seconds`` is machine-dependent and left out of that check).
 
 Run every experiment of ``rlviz.experiments.catalog`` with ``make experiments``
-(``python -m rlviz.experiments.runner [NAME ...]``).
+(``python -m rlviz.experiments.catalog [NAME ...]``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import math
 import multiprocessing
 import os
 import platform
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -150,10 +150,8 @@ def code_hash() -> str:
 
 
 def provenance(experiment: Experiment) -> dict:
-    from .. import __version__
-
     return {"experiment": experiment.spec(), "description": experiment.description,
-            "rlviz": __version__, "torch": torch.__version__,
+            "rlviz": importlib.metadata.version("rlviz"), "torch": torch.__version__,
             "python": platform.python_version(), "code_hash": code_hash(),
             "digits": DIGITS}
 
@@ -402,28 +400,3 @@ def compare_records(cached: dict, fresh: dict) -> list[str]:
                     problems.append(f"{metric} at step {step}: cached {a}, now {b}")
                     break
     return problems
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m rlviz.experiments.runner [NAME ...] [--keep]``: regenerate the caches
-    of the named experiments of the catalog (all by default); ``--keep`` resumes."""
-    from .catalog import EXPERIMENTS
-
-    argv = sys.argv[1:] if argv is None else argv
-    keep = "--keep" in argv
-    names = [a for a in argv if a != "--keep"] or list(EXPERIMENTS)
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown:
-        print(f"unknown experiment(s) {unknown}; known: {', '.join(EXPERIMENTS)}",
-              file=sys.stderr)
-        return 2
-    for name in names:
-        run_experiment(EXPERIMENTS[name], fresh=not keep)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # run the importable module's main, so that pickled experiments name that module
-    from rlviz.experiments.runner import main as _main
-
-    sys.exit(_main())
