@@ -389,3 +389,17 @@ def test_figure_review_fixes():
     assert narrow.edges[0] == pytest.approx(2 ** -1.5) and narrow.ax_frac.get_xlim()[1] == 6.5
     key = narrow.figure.legends[0]
     assert [t.get_text() for t in key.get_texts()][0] == "gets a gradient"
+
+
+def test_clipped_tokens_drift_counts_by_hand():
+    from rlviz.experiments.clipping import EpochRecord, clipped_tokens_drift
+
+    mask = torch.tensor([[0.0, 1.0, 1.0, 1.0]])
+    first = EpochRecord(epoch=1, ratio=torch.tensor([[1.0, 1.3, 0.7, 1.1]]),
+                        no_grad=torch.tensor([[False, True, True, False]]), loss=0.0, metrics={})
+    second = EpochRecord(epoch=2, ratio=torch.tensor([[1.0, 1.4, 0.75, 1.5]]),
+                         no_grad=torch.tensor([[False, True, False, True]]), loss=0.0, metrics={})
+    (row,) = clipped_tokens_drift([first, second], mask)
+    # stopped at epoch 1: tokens 1 (1.3 -> 1.4, further out) and 2 (0.7 -> 0.75, back in)
+    assert row == {"epoch": 1, "stopped": 2, "moved_out": 0.5, "max_rho": 1.5,
+                   "max_was_stopped": False}

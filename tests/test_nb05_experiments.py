@@ -380,3 +380,29 @@ def test_tables_as_markdown():
     assert [line.split(" | ")[0] for line in body] == ["| `grpo`", "| `dapo`"]
     with pytest.raises(ValueError, match="unknown algorithms"):
         ex.algorithms_table_markdown(("grpo", "nope"))
+
+
+@pytest.mark.parametrize("group_size", [2, 3, 5])
+@pytest.mark.parametrize("p", [0.2, 0.65])
+def test_group_gradient_scale_by_loops(group_size, p):
+    """Plain loops over the 2^G outcomes, advantages r_i - group mean by hand."""
+    import itertools
+
+    expected = 0.0
+    for outcome in itertools.product((0, 1), repeat=group_size):
+        prob = 1.0
+        for a in outcome:
+            prob *= p if a else 1 - p
+        mean = sum(outcome) / group_size
+        g = sum((a - mean) * (a - p) for a in outcome) / group_size
+        expected += prob * g
+    loop_scale = expected / (p * (1 - p))
+    assert ex.group_gradient_scale(p, group_size, "none") == pytest.approx(loop_scale, abs=1e-12)
+    assert loop_scale == pytest.approx((group_size - 1) / group_size, abs=1e-12)
+
+
+def test_group_gradient_scale_bad_input():
+    with pytest.raises(ValueError, match="p must"):
+        ex.group_gradient_scale(0.0, 4)
+    with pytest.raises(ValueError, match="group_size"):
+        ex.group_gradient_scale(0.5, 1)

@@ -26,6 +26,7 @@ __all__ = [
     "ClippingExperiment",
     "EpochRecord",
     "clipping_cases",
+    "clipped_tokens_drift",
     "flat_intervals",
     "objective_gradients",
     "surrogate_curves",
@@ -270,6 +271,30 @@ class ClippingExperiment:
             "metrics": dict(last.metrics),
             "dual_clip": dual_clip,
         }
+
+
+def clipped_tokens_drift(records: list[EpochRecord], mask: torch.Tensor) -> list[dict]:
+    """What becomes of the tokens that get no gradient, epoch after epoch (notebook 03).
+
+    For each pair of consecutive epochs (e, e + 1) of ``ClippingExperiment.run``: ``stopped``,
+    the number of response tokens with no gradient at epoch e; ``moved_out``, the share of them
+    whose |log rho| is larger at e + 1 (pushed further out of the clip range although their own
+    gradient was 0); ``max_rho`` at e + 1; ``max_was_stopped``, whether the token holding that
+    maximum had no gradient at epoch e.
+    """
+    on = mask > 0  # (B, T)
+    rows = []
+    for before, after in zip(records, records[1:]):
+        stopped = before.no_grad & on  # (B, T)
+        n = int(stopped.sum())
+        further = (after.ratio.log().abs() > before.ratio.log().abs()) & stopped  # (B, T)
+        ratio_after = torch.where(on, after.ratio, torch.zeros_like(after.ratio))  # (B, T)
+        top = int(torch.argmax(ratio_after))
+        rows.append({"epoch": before.epoch, "stopped": n,
+                     "moved_out": float(further.sum()) / n if n else 0.0,
+                     "max_rho": float(ratio_after.max()),
+                     "max_was_stopped": bool(stopped.flatten()[top])})
+    return rows
 
 
 def token_vs_sequence(logp: torch.Tensor, old_logp: torch.Tensor, advantage: float,

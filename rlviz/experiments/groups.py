@@ -8,6 +8,7 @@ and the unbiased std is ``s_k = sqrt(k (G - k) / (G (G - 1)))``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,6 +47,7 @@ __all__ = [
     "binomial_pmf",
     "demo_scale_vs_prompts",
     "expected_abs_advantage",
+    "group_gradient_scale",
     "length_bias_data",
     "length_bias_summary",
     "optimizer_update_vs_prompts",
@@ -189,6 +191,29 @@ def expected_abs_advantage(p: float, group_size: int, scale: str = "group", eps:
     pmf = binomial_pmf(group_size, p)
     return sum(w * abs_advantage_sum_given_k(k, group_size, scale, eps, batch_std)
                for k, w in enumerate(pmf))
+
+
+def group_gradient_scale(p: float, group_size: int, scale: str = "none") -> float:
+    """Expected group-advantage policy gradient over the true one, exactly, for a one-token
+    Bernoulli policy: action 1 (reward 1) with probability p = sigmoid(theta), else 0.
+
+    The estimate of one group of G actions is g = (1/G) sum_i A_i d log pi(a_i)/d theta with
+    A = ``rlviz.group_advantages(rewards, G, scale)`` and d log pi(a)/d theta = a - p; its
+    expectation is summed over all 2^G outcomes and divided by the true gradient
+    dE[r]/dtheta = p (1 - p). With ``scale="none"`` it is exactly (G - 1) / G: the group mean
+    contains the response's own reward (A_i = (G-1)/G * (r_i - mean of the others)).
+    """
+    _check_group(group_size, p)
+    if scale not in ("none", "group"):  # one group is the whole batch: "batch" means "group"
+        raise ValueError(f"scale must be 'none' or 'group', got {scale!r}")
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must lie strictly between 0 and 1 (else no gradient), got {p!r}")
+    outcomes = torch.tensor(list(itertools.product((0.0, 1.0), repeat=group_size)),
+                            dtype=torch.float64)  # (2^G, G)
+    prob = (outcomes * p + (1 - outcomes) * (1 - p)).prod(dim=1)  # (2^G,)
+    adv = group_advantages(outcomes.flatten(), group_size, scale).view_as(outcomes)  # (2^G, G)
+    estimate = (adv * (outcomes - p)).mean(dim=1)  # (2^G,) one group's gradient estimate
+    return float((prob * estimate).sum()) / (p * (1 - p))
 
 
 def abs_advantage_curve(p_values, group_size: int, scale: str = "group", eps: float = 0.0,

@@ -21,9 +21,14 @@ def gae(token_rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     ``token_rewards``, ``values`` and ``mask`` are (B, T). Positions with mask 0 (prompt,
     padding) are skipped: ``t + 1`` means the next response token, and the value after
     each response's last token is 0 (the episode ends there). Both outputs are 0 where the
-    mask is 0, and not whitened (see ``whiten``). gamma = 1, lam = 0.95 are verl's and
-    TRL's PPO defaults for LLMs. Run it under ``torch.no_grad()`` in training; it is
-    differentiable all the same.
+    mask is 0, and not whitened (see ``whiten``). Run it under ``torch.no_grad()`` in
+    training; it is differentiable all the same.
+
+    Defaults: gamma = 1 as in TRL and verl; lam = 0.95 as TRL's PPO trainers (``lam=0.95``
+    in ``PPOConfig`` from TRL 0.12 to ``trl.experimental.ppo`` in 1.9; TRL 1.16.0 has no PPO
+    trainer). verl's ``algorithm.lam`` is 1.0 in every release from 0.2 to 0.9.1
+    (0.9.1: ``trainer/config/_generated_ppo_trainer.yaml:860`` ``lam: 1.0``): pass
+    ``lam=1.0`` to match it. See docs/library-defaults.md.
     """
     check_tensor(token_rewards, "token_rewards", ndim=2)
     check_tensor(values, "values", ndim=2)
@@ -99,7 +104,9 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     aggregated with ``aggregate(..., mode)``. ``values`` (with grad), ``old_values`` (the
     critic when the batch was collected) and ``returns`` (from ``gae``) are (B, T);
     ``clip_range=None`` gives the plain squared error. Source: PPO2 in OpenAI baselines;
-    verl ``cliprange_value`` (0.5 by default there), TRL ``cliprange_value=0.2``.
+    verl 0.9.1 ``critic.cliprange_value`` (0.5 by default, ``_generated_ppo_trainer.yaml:617``;
+    ``vf_loss = 0.5 * agg_loss(...)``, ``core_algos.py:2175``); TRL's former PPO trainer
+    ``cliprange_value=0.2`` (absent from TRL 1.16.0).
     """
     clip_range = _check_value_inputs(values, old_values, returns, clip_range)
     loss_unclipped, loss_clipped = _value_losses(values, old_values, returns, clip_range)

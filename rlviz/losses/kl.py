@@ -23,11 +23,19 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") ->
     * ``"k2"``: ``(logp - ref_logp)**2 / 2``     (biased, low variance, >= 0)
     * ``"k3"``: ``exp(d) - d - 1``               (unbiased, low variance, >= 0)
 
-    They estimate KL(pi_theta || pi_ref) on tokens sampled from pi_theta (Schulman 2020,
-    "Approximating KL Divergence"). DeepSeekMath's GRPO uses k3 in the loss; PPO for LLMs
-    uses k1 in the reward. k3 clamps ``d`` to [-20, 20] before ``exp`` (verl's
-    ``low_var_kl`` does the same), so log-ratios of +-1000 give finite values; k1 and k2
-    need no clamp.
+    They estimate the *value* of KL(pi_theta || pi_ref) on tokens sampled from pi_theta
+    (Schulman 2020, "Approximating KL Divergence"). DeepSeekMath's GRPO uses k3 in the loss;
+    PPO for LLMs uses k1 in the reward. As a loss their expected *gradients* differ (one
+    token, on-policy: k1 -> 0, k2 -> reverse KL, k3 -> forward KL; notebook 04), and two
+    library switches change k3's gradient: TRL 1.16.0 ``use_bias_correction_kl=True`` (the
+    default) multiplies k3 by the ratio pi_theta / pi_old (``per_token_kl = per_token_kl *
+    coef_1``, grpo_trainer.py:3104-3105), verl 0.9.1 ``kl_loss_type="k3+"`` keeps k3's value
+    with k2's gradient (core_algos.py:2188-2213).
+
+    k3 clamps ``d`` to [-20, 20] before ``exp`` (verl 0.9.1's ``low_var_kl`` does the same,
+    core_algos.py:2242), so log-ratios of +-1000 give finite values; k1 and k2 need no clamp.
+    verl also clamps the k3 *value* to [-10, 10] (``torch.clamp(kld, min=-10, max=10)``,
+    core_algos.py:2245); this function does not.
 
     ``kl_estimate(old_logp, logp, "k3")`` = ``(rho - 1) - log rho`` is CleanRL's ``approx_kl``.
     """

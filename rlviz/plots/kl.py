@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from .blit import BlitFigure
 
 KIND_COLORS = {"k1": "tab:blue", "k2": "tab:orange", "k3": "tab:green"}
-KIND_LABELS = {"k1": "k1 = -log r", "k2": "k2 = (log r)^2/2", "k3": "k3 = r - 1 - log r"}
+KIND_LABELS = {"k1": "k1 = -log u", "k2": "k2 = (log u)^2/2", "k3": "k3 = u - 1 - log u"}
 
 
 def _np(x):
