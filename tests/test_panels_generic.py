@@ -76,3 +76,21 @@ def ends(control):
     if hasattr(control, "min") and not hasattr(control, "options"):
         return {"low": control.min, "high": control.max}
     return {"low": values[0], "high": values[-1]}
+
+
+def test_every_panel_module_is_imported_by_name():
+    """``rlviz/widgets/__init__.py`` imports each panel module's factories explicitly (so
+    go-to-definition finds them): a module left out there would register no panel."""
+    import importlib
+    import pkgutil
+
+    import rlviz.widgets as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name == "common":
+            continue
+        module = importlib.import_module(f"rlviz.widgets.{info.name}")
+        for name in module.__all__:
+            assert getattr(package, name, None) is getattr(module, name), \
+                f"rlviz.widgets does not import {info.name}.{name}"
+            assert name in package.__all__, f"{name} is missing from rlviz.widgets.__all__"

@@ -1,18 +1,32 @@
-"""Slider panels. Each module registers its factories with ``@register_panel``; all of
-them are imported here so ``rlviz.widgets.<factory>()`` works and ``PANEL_REGISTRY``
-lists every panel (the generic tests, the benchmark and the browser tests use it)."""
+"""Slider panels. Each module registers its factories with ``@register_panel``; importing
+them here makes ``rlviz.widgets.<factory>()`` work and fills ``PANEL_REGISTRY`` with every
+panel (the generic tests, the benchmark and the browser tests read it).
 
-import importlib
-import pkgutil
+A new panel module is imported here by name (``tests/test_panels_generic.py`` checks that
+none is forgotten)."""
 
+from .clipping import clipping_panel, clipping_run_panel
 from .common import PANEL_REGISTRY, Panel, register_panel, render_png, slider
+from .groups import group_std_bias_panel, length_bias_panel
+from .kl import gaussian_kl_panel, token_kl_panel
+from .policy_gradient import entropy_bonus_panel, gae_panel
+from .training import training_panel
+from .zero_loss import zero_loss_panel
 
-__all__ = ["PANEL_REGISTRY", "Panel", "register_panel", "render_png", "slider"]
-
-for _module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    if _module_info.name == "common":
-        continue
-    _module = importlib.import_module(f"{__name__}.{_module_info.name}")
-    for _name in getattr(_module, "__all__", []):
-        globals()[_name] = getattr(_module, _name)
-        __all__.append(_name)
+__all__ = [
+    "PANEL_REGISTRY",
+    "Panel",
+    "clipping_panel",
+    "clipping_run_panel",
+    "entropy_bonus_panel",
+    "gae_panel",
+    "gaussian_kl_panel",
+    "group_std_bias_panel",
+    "length_bias_panel",
+    "register_panel",
+    "render_png",
+    "slider",
+    "token_kl_panel",
+    "training_panel",
+    "zero_loss_panel",
+]
