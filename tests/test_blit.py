@@ -1,6 +1,6 @@
-"""``rlviz.plots.blit.BlitFigure``: a blitted render shows the same pixels as a full redraw,
-the cached background is redrawn when it must be, and no slider panel ever shows a stale
-picture."""
+"""``rlviz.plots.live.LiveFigure``: a blitted render shows the same pixels as a full
+redraw by matplotlib's savefig, the cached background is redrawn when it must be, and no
+slider panel ever shows a stale picture."""
 
 import io
 
@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from rlviz.plots.blit import BlitFigure, png_from_canvas
+from rlviz.plots.live import LiveFigure, png_from_canvas
 from rlviz.widgets import PANEL_REGISTRY
 from rlviz.widgets.common import render_png
 
@@ -37,8 +37,8 @@ def assert_same_picture(blitted: np.ndarray, full: np.ndarray) -> None:
 
 def make_figure(moving_axis: bool = False):
     """Two axes with static text, a legend and a zero line, and a line that moves."""
-    fig = BlitFigure(figsize=(5, 2.5), dpi=60)
-    left, right = fig.subplots(1, 2)
+    fig = LiveFigure(figsize=(5, 2.5), dpi=60)
+    left, right = fig.figure.subplots(1, 2)
     (line,) = left.plot([0.2, 0.5, 0.8], [0.3, 0.6, 0.4], color="tab:red", lw=3, label="moving")
     left.set_xlim(0, 1)
     left.set_ylim(0, 1)
@@ -50,20 +50,22 @@ def make_figure(moving_axis: bool = False):
     moving = [line]
     if moving_axis:
         moving += [right.yaxis, zero]
-    fig.enable_blit(moving, on_top=[legend])
+    fig.moving, fig.on_top = moving, [legend]
+    fig.enable_blit()
     return fig, line, left, right, legend
 
 
-def count_background_draws(fig: BlitFigure) -> list:
+def count_background_draws(fig: LiveFigure) -> list:
     """Wrap the canvas' full draw so a test can count how often the background is drawn."""
     calls = []
-    draw = fig.canvas.draw
+    canvas = fig.figure.canvas
+    draw = canvas.draw
 
     def counting_draw(*args, **kwargs):
         calls.append(1)
         return draw(*args, **kwargs)
 
-    fig.canvas.draw = counting_draw
+    canvas.draw = counting_draw
     return calls
 
 
@@ -73,7 +75,7 @@ def test_a_blitted_render_equals_a_full_redraw_after_moving_an_artist():
     line.set_ydata([0.1, 0.2, 0.15])  # stays clear of the legend, spines and text
     blitted = pixels(fig.render_png())
     assert not np.array_equal(first, blitted), "the moved line must show"
-    assert_same_picture(blitted, full_redraw(fig))
+    assert_same_picture(blitted, full_redraw(fig.figure))
 
 
 def test_the_background_is_drawn_once_while_only_moving_artists_change():
@@ -94,7 +96,7 @@ def test_a_changed_static_artist_shows_only_after_invalidate():
     fig.invalidate()
     fresh = pixels(fig.render_png())
     assert not np.array_equal(fresh, before)
-    assert_same_picture(fresh, full_redraw(fig))
+    assert_same_picture(fresh, full_redraw(fig.figure))
 
 
 def test_new_limits_of_a_static_axis_redraw_the_background_by_themselves():
@@ -104,7 +106,7 @@ def test_new_limits_of_a_static_axis_redraw_the_background_by_themselves():
     left.set_ylim(0, 2)  # its tick labels and the line's place change
     blitted = pixels(fig.render_png())
     assert len(calls) == 1
-    assert_same_picture(blitted, full_redraw(fig))
+    assert_same_picture(blitted, full_redraw(fig.figure))
 
 
 def test_a_moving_axis_follows_its_limits_without_a_background_redraw():
@@ -114,15 +116,15 @@ def test_a_moving_axis_follows_its_limits_without_a_background_redraw():
     right.set_ylim(0.25, 0.75)  # new tick labels; the zero line (moving too) moves
     blitted = pixels(fig.render_png())
     assert calls == []
-    assert_same_picture(blitted, full_redraw(fig))
+    assert_same_picture(blitted, full_redraw(fig.figure))
 
 
 def test_on_top_artists_stay_over_the_moving_ones():
     fig, line, _left, _right, legend = make_figure()
     fig.render_png()
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.figure.canvas.get_renderer()
     x0, y0, x1, y1 = legend.get_window_extent(renderer).extents
-    height = fig.canvas.get_width_height()[1]
+    height = fig.figure.canvas.get_width_height()[1]
     rows = slice(int(height - y1) + 2, int(height - y0) - 2)  # image rows run top down
     cols = slice(int(x0) + 2, int(x1) - 2)
     without_line = pixels(fig.render_png())
@@ -133,22 +135,23 @@ def test_on_top_artists_stay_over_the_moving_ones():
 
 
 def test_the_frame_stays_over_moving_shading():
-    fig = BlitFigure(figsize=(3, 2), dpi=60)
-    ax = fig.subplots()
+    fig = LiveFigure(figsize=(3, 2), dpi=60)
+    ax = fig.figure.subplots()
     span = ax.axvspan(0.2, 0.6, color="tab:blue")  # reaches the top and bottom spines
     ax.set_xlim(0, 1)
-    fig.enable_blit([span])
+    fig.moving = [span]
+    fig.enable_blit()
     fig.render_png()
     span.set_x(0.0)  # now over the left spine too
     span.set_width(0.5)
-    assert_same_picture(pixels(fig.render_png()), full_redraw(fig))
+    assert_same_picture(pixels(fig.render_png()), full_redraw(fig.figure))
 
 
 def test_savefig_still_draws_everything():
     fig, line, *_ = make_figure()
     fig.render_png()
     line.set_ydata([0.1, 0.2, 0.15])
-    saved = full_redraw(fig)
+    saved = full_redraw(fig.figure)
     assert_same_picture(pixels(fig.render_png()), saved)
 
 
@@ -162,13 +165,16 @@ def test_png_from_canvas_holds_the_canvas_pixels():
     assert np.array_equal(pixels(png), np.asarray(canvas.buffer_rgba())[:, :, :3])
 
 
-def test_render_png_needs_enable_blit_and_render_png_falls_back_to_savefig():
-    fig = BlitFigure(figsize=(2, 1), dpi=50)
-    fig.subplots().plot([0, 1], [0, 1])
-    with pytest.raises(RuntimeError, match="enable_blit"):
-        fig.render_png()
+def test_without_blitting_a_render_is_a_full_draw():
+    fig = LiveFigure(figsize=(2, 1), dpi=50)
+    (line,) = fig.figure.subplots().plot([0, 1], [0, 1], color="tab:red")
+    fig.moving = [line]
     assert not fig.blitting
-    assert render_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"  # a plain full draw
+    first = pixels(fig.render_png())
+    line.set_ydata([1, 0])  # no invalidate needed: every render draws everything
+    second = pixels(fig.render_png())
+    assert not np.array_equal(first, second)
+    assert_same_picture(second, full_redraw(fig.figure))
 
 
 def settings_of(control):
@@ -195,8 +201,8 @@ def test_no_panel_shows_a_stale_picture(name):
     """After every control move the panel's image equals a render from a freshly drawn
     background: nothing the update changed was left in the cached background."""
     panel = PANEL_REGISTRY[name][0]()
-    fig = panel.figure
-    assert isinstance(fig, BlitFigure) and fig.blitting, f"{name} does not blit"
+    fig = panel.live
+    assert fig.blitting, f"{name} does not blit"
     for control_name, control in panel.controls.items():
         initial = control.value
         for value in settings_of(control) + [initial]:

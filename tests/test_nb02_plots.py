@@ -48,13 +48,13 @@ def test_static_figures_render():
 def test_gae_figure_updates_in_place():
     study = pg.gae_study(num_episodes=500)
     lams = [i / 20 for i in range(21)]
-    fig, handles = plots.gae_figure(8, len(lams))
+    live = plots.GaeFigure(8, len(lams))
     for lam in (0.0, 0.95):
         episode = pg.example_episode(study, 1.0, lam, 0.5)
         stats = pg.gae_gradient_stats(study, 1.0, lams, 0.5)
-        plots.update_gae_figure(handles, episode, stats, lam, 1.0, 0.5)
-        assert np.allclose(handles["gae"].get_ydata(), episode["advantages"].numpy())
-        assert np.allclose(handles["mse"].get_ydata(), stats["mse"].numpy())
-        assert handles["lam_line"].get_xdata()[0] == lam
-    assert len(fig.axes) == 2
-    rendered(fig)
+        live.update(episode, stats, lam, 1.0, 0.5)
+        assert np.allclose(live.gae.get_ydata(), episode["advantages"].numpy())
+        assert np.allclose(live.mse.get_ydata(), stats["mse"].numpy())
+        assert live.lam_line.get_xdata()[0] == lam
+    assert len(live.figure.axes) == 2
+    rendered(live.figure)

@@ -364,7 +364,7 @@ def test_figure_review_fixes():
     assert static.titles[0].get_text() == "A = -1: objective max(min(ρA, clip(ρ)A), cA), c = 3"
     assert "0.80..1.28" in static.titles[1].get_text()
     panel_figure = SurrogateFigure(rho_max=4.0)
-    panel_figure.figure.enable_blit(panel_figure.moving, panel_figure.on_top)
+    panel_figure.enable_blit()
     panel_figure.update(curves, -1.0, 0.2, 0.28, 3.0)
     assert panel_figure.titles[0].get_text() == "objective max(min(ρA, clip(ρ)A), cA)"
     panel_figure.update(cl.surrogate_curves(1.0, 0.2, 0.28, None, rho_max=4.0), 1.0, 0.2,

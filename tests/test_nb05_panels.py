@@ -68,9 +68,9 @@ def test_std_bias_panel_slider_moves_the_figure():
     first = panel.image.value
     panel.controls["p"].value = 0.7
     assert panel.image.value != first
-    line = panel.figure.rlviz_artists["vlines"][0]
+    line = panel.live.vlines[0]
     assert list(line.get_xdata()) == [0.7, 0.7]
-    group_line = panel.figure.rlviz_artists["lines"]["group"]
+    group_line = panel.live.lines["group"]
     curve = ex.abs_advantage_curve(ex.P_GRID, 8, "group", 1e-6).numpy() / 8
     assert np.allclose(group_line.get_ydata(), curve)
 
@@ -125,11 +125,7 @@ def test_blit_render_matches_a_full_render(factory):
     control = next(iter(panel.controls.values()))
     control.value = control.max if hasattr(control, "max") else control.value
     blitted = _pixels(panel.image.value)
-    panel.figure.invalidate()
-    panel.figure._moving, moving = None, panel.figure._moving  # plain savefig path
-    for artist in moving:
-        artist.set_animated(False)
-    full = _pixels(render_png(panel.figure))
+    full = _pixels(render_png(panel.figure))  # a plain Figure: matplotlib's savefig
     assert blitted.shape == full.shape
     differing = np.mean(np.abs(blitted - full).max(axis=2) > 40)
     assert differing < 0.02  # only draw order (legend over curves) may differ
@@ -158,8 +154,8 @@ def test_static_figures_build():
 
 def test_std_bias_middle_panel_has_a_legend_and_batch_is_dashed():
     data = ex.std_bias_data(8, 0.1, 1e-6, "group", sampled_scales=("group",), num_batches=20)
-    fig = plots.plot_abs_advantage(data)
-    middle = fig.axes[1]
+    live = plots.AbsAdvantageFigure(data)
+    middle = live.figure.axes[1]
     legend = middle.get_legend()
     assert legend is not None and len(legend.get_texts()) == 3
     lines = {line.get_label(): line for line in middle.get_lines()}
@@ -168,4 +164,4 @@ def test_std_bias_middle_panel_has_a_legend_and_batch_is_dashed():
     assert batch.get_linestyle() == "--"
     # relative to p = 0.5 the two curves coincide, which is why one of them is dashed
     assert np.allclose(batch.get_ydata(), none.get_ydata())
-    assert legend in fig.rlviz_artists["on_top"]
+    assert legend in live.on_top  # kept over the curves when a panel blits

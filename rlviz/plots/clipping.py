@@ -1,9 +1,8 @@
 """Figures of notebook 03: the clipped surrogate, clipping on a real batch, GSPO's ratio.
 
 Data in (from ``rlviz.experiments.clipping``), ``matplotlib.figure.Figure`` out, no pyplot.
-``SurrogateFigure`` and ``ClippingRunFigure`` keep their artists so the panels update them
-in place; ``SurrogateFigure.moving`` lists the ones an update changes, so its panel redraws
-only those (``rlviz.plots.blit``).
+``SurrogateFigure`` and ``ClippingRunFigure`` are ``LiveFigure``s (``rlviz.plots.live``):
+created once, updated in place by the panels.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .blit import BlitFigure, invalidate_background
+from .live import LiveFigure
 
 __all__ = [
     "ClippingRunFigure",
@@ -65,19 +64,18 @@ class _SurrogateAxes:
         # drawn over the grey regions; titles, x-axes and legend stay
         self.moving = [self.unclipped, self.objective, self.grad, self.spans, self.bounds,
                        self.zero_lines, [ax.yaxis for ax in self.axes], self.label]
-        self.on_top = [self.legend]  # static, but drawn over the curves
 
     def update(self, curves: dict, advantage: float, eps_low: float, eps_high: float,
-               dual_clip: float | None) -> None:
+               dual_clip: float | None) -> bool:
+        """Move the artists; True if a static artist (the legend) changed too."""
         color = POS_COLOR if advantage >= 0 else NEG_COLOR
         rho = curves["rho"]
         self.unclipped.set_data(rho, curves["unclipped"])
         self.objective.set_data(rho, curves["objective"])
         self.objective.set_color(color)
         handle = self.legend.legend_handles[1]  # the legend's line follows the curve
-        if handle.get_color() != color:
-            handle.set_color(color)
-            invalidate_background(self.axes[0].get_figure(root=True))  # the legend is static
+        legend_changed = handle.get_color() != color
+        handle.set_color(color)
         self.grad.set_data(rho, curves["grad"])
         self.grad.set_color(color)
         for spans in self.spans:
@@ -104,9 +102,10 @@ class _SurrogateAxes:
         # to the lower right, for A > 0 it is flat at 0 there
         self.label.set_y(0.96 if advantage < 0 else 0.04)
         self.label.set_verticalalignment("top" if advantage < 0 else "bottom")
+        return legend_changed
 
 
-class SurrogateFigure:
+class SurrogateFigure(LiveFigure):
     """One token's clipped objective (left) and its gradient w.r.t. log π (right) vs ρ.
 
     ``update(curves, advantage, eps_low, eps_high, dual_clip)`` with ``curves`` from
@@ -119,31 +118,30 @@ class SurrogateFigure:
     """
 
     def __init__(self, rho_max: float = 3.0, dpi: int = 72):
-        self.figure = BlitFigure(figsize=(9, 3.2), dpi=dpi)
+        super().__init__(figsize=(9, 3.2), dpi=dpi)
         self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.2)
         ax_objective, ax_grad = self.figure.subplots(1, 2)
         self.titles = (ax_objective.set_title("", fontsize=10),
                        ax_grad.set_title("", fontsize=10))
         self._axes = _SurrogateAxes(ax_objective, ax_grad, rho_max, y_span=rho_max + 0.5)
         self.moving = self._axes.moving
-        self.on_top = self._axes.on_top
+        self.on_top = [self._axes.legend]  # static, but drawn over the curves
 
     def update(self, curves: dict, advantage: float, eps_low: float, eps_high: float,
                dual_clip: float | None = None) -> "SurrogateFigure":
-        self._axes.update(curves, advantage, eps_low, eps_high, dual_clip)
+        if self._axes.update(curves, advantage, eps_low, eps_high, dual_clip):
+            self.invalidate()  # the legend is static
         capped = dual_clip is not None and advantage < 0
         objective = "max(min(ρA, clip(ρ)A), cA)" if capped else "min(ρA, clip(ρ)A)"
         gradient = "gradient d/d log π: ρA or 0"
-        if self.figure.blitting:  # a panel: the sliders show the values
+        if self.blitting:  # a panel: the sliders show the values
             titles = (f"objective {objective}", gradient)
         else:
             titles = (f"A = {advantage:+g}: objective {objective}"
                       + (f", c = {dual_clip:g}" if capped else ""),
                       f"{gradient} (clip range {1 - eps_low:.2f}..{1 + eps_high:.2f})")
         for title, text in zip(self.titles, titles, strict=True):
-            if title.get_text() != text:
-                title.set_text(text)
-                invalidate_background(self.figure)  # titles are static artists
+            self.set_static_text(title, text)
         return self
 
 
@@ -167,7 +165,7 @@ TOKEN_STATES = ("gets a gradient", "clipped: A > 0, ρ > 1+ε_high", "clipped: A
 _TOKEN_COLORS = ListedColormap(["#f2f2f2", POS_COLOR, NEG_COLOR, "#9467bd"])
 
 
-class ClippingRunFigure:
+class ClippingRunFigure(LiveFigure):
     """Several inner epochs on one batch: clipfrac per epoch, the distribution of ρ at the
     last epoch (by the sign of A, clip range shaded), and the map of which response tokens
     got no gradient at the last epoch.
@@ -188,7 +186,7 @@ class ClippingRunFigure:
         self.max_epochs = max_epochs
         self.log2_range = log2_range
         self.bins = max(1, round(2 * log2_range * self.BINS_PER_OCTAVE))
-        self.figure = Figure(figsize=(11, 3.7), dpi=dpi)
+        super().__init__(figsize=(11, 3.7), dpi=dpi)
         self.figure.subplots_adjust(left=0.06, right=0.99, bottom=0.24, top=0.9, wspace=0.3)
         self.ax_frac, self.ax_hist, self.ax_map = self.figure.subplots(
             1, 3, gridspec_kw={"width_ratios": [1, 1.2, 1]})

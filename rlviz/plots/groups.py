@@ -1,9 +1,9 @@
 """Figures of notebook 05: group advantages, the std and length biases, the demo's 1/G.
 
-Data in, ``matplotlib.figure.Figure`` out. The figures the slider panels redraw keep their
-artists in ``fig.rlviz_artists`` and have an ``update_*`` function that changes them in
-place (no new axes, no new figure). Their axes limits, ticks and labels never change, so a
-panel can cache everything but the moving artists (``rlviz.plots.blit.BlitFigure``).
+Data in, ``matplotlib.figure.Figure`` out. The figures the slider panels redraw are
+``LiveFigure``s (``rlviz.plots.live``): ``AbsAdvantageFigure`` and ``TokenWeightsFigure``,
+created once and updated in place; their axes limits, ticks and labels never change, so
+only the curves, bars and image are redrawn. ``plot_*`` draws one once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .blit import BlitFigure
+from .live import LiveFigure
 
 SCALE_COLORS = {"group": "tab:blue", "none": "tab:orange", "batch": "tab:green"}
 SCALE_LABELS = {"group": "/ group std (GRPO)", "none": "no std (Dr. GRPO)",
@@ -145,7 +145,7 @@ def plot_no_signal(p_grid, closed_by_g: dict, sampled_p, sampled_by_g: dict) -> 
 # ---------------------------------------------------------------------------------------
 # the std bias (panel 1)
 # ---------------------------------------------------------------------------------------
-def plot_abs_advantage(data: dict) -> BlitFigure:
+class AbsAdvantageFigure(LiveFigure):
     """E[sum_i |A_i|] / G against p for each scale mode, the same relative to a p = 0.5
     prompt, and the share of groups with no signal.
 
@@ -156,73 +156,76 @@ def plot_abs_advantage(data: dict) -> BlitFigure:
     The left axis shows E[sum_i |A_i|] / G, the average |A| per response, which lies in
     [0, 1] for every G, so the axes never need rescaling.
     """
-    fig = BlitFigure(figsize=(11, 3.2), dpi=80, layout="constrained")
-    ax_abs, ax_rel, ax_zero = fig.subplots(1, 3)
-    artists = {"lines": {}, "rel": {}, "dots": {}}
-    p_grid = np.asarray(data["p_grid"], dtype=float)
-    for scale in data["expected"]:
-        color = SCALE_COLORS[scale]
-        (artists["lines"][scale],) = ax_abs.plot(p_grid, p_grid * 0, color=color,
-                                                 label=SCALE_LABELS[scale])
-        # relative to p = 0.5, "batch" is the "none" curve exactly (one std for all
-        # prompts): dashed, so that both stay visible where they coincide
-        label = SCALE_LABELS[scale] + (" (= no std here)" if scale == "batch" else "")
-        (artists["rel"][scale],) = ax_rel.plot(p_grid, p_grid * 0, color=color, label=label,
-                                               ls="--" if scale == "batch" else "-")
-        (artists["dots"][scale],) = ax_abs.plot([], [], "o", ms=3.5, color=color)
-    artists["vlines"] = [ax.axvline(data["p"], color="grey", lw=1, ls="--")
-                         for ax in (ax_abs, ax_rel, ax_zero)]
-    (artists["zero"],) = ax_zero.plot(p_grid, data["no_signal"], color="black")
-    (artists["zero_dot"],) = ax_zero.plot([], [], "o", color="tab:red")
-    (artists["rel_dot"],) = ax_rel.plot([], [], "o", color="black", ms=5)
-    ax_abs.set_xlabel("success rate p")
-    ax_abs.set_ylabel("E[sum_i |A_i|] / G")
-    ax_abs.set_title("average |A| per response (dots: sampled)", fontsize=10)
-    legend = ax_abs.legend(fontsize=7, loc="upper left")
-    ax_abs.set_ylim(0, 1.05)
-    ax_rel.set_xlabel("success rate p")
-    ax_rel.set_ylabel("relative to p = 0.5")
-    ax_rel.set_title("relative to a p = 0.5 prompt", fontsize=10)
-    ax_rel.set_ylim(0, 1.1)
-    rel_legend = ax_rel.legend(fontsize=7, loc="lower center")  # inside the hump
-    ax_zero.set_xlabel("success rate p")
-    ax_zero.set_ylabel("share of groups with A = 0")
-    ax_zero.set_title("no signal: p^G + (1 - p)^G", fontsize=10)
-    ax_zero.set_ylim(0, 1.02)
-    for ax in (ax_abs, ax_rel, ax_zero):
-        ax.set_xlim(0, 1)
-    artists["moving"] = (list(artists["lines"].values()) + list(artists["rel"].values())
-                         + list(artists["dots"].values()) + artists["vlines"]
-                         + [artists["zero"], artists["zero_dot"], artists["rel_dot"]])
-    artists["on_top"] = [legend, rel_legend]  # static, but drawn over the curves
-    fig.rlviz_artists = artists
-    update_abs_advantage(fig, data)
-    return fig
+
+    def __init__(self, data: dict):
+        super().__init__(figsize=(11, 3.2), dpi=80, layout="constrained")
+        ax_abs, ax_rel, ax_zero = self.figure.subplots(1, 3)
+        self.lines, self.rel, self.dots = {}, {}, {}
+        p_grid = np.asarray(data["p_grid"], dtype=float)
+        for scale in data["expected"]:
+            color = SCALE_COLORS[scale]
+            (self.lines[scale],) = ax_abs.plot(p_grid, p_grid * 0, color=color,
+                                               label=SCALE_LABELS[scale])
+            # relative to p = 0.5, "batch" is the "none" curve exactly (one std for all
+            # prompts): dashed, so that both stay visible where they coincide
+            label = SCALE_LABELS[scale] + (" (= no std here)" if scale == "batch" else "")
+            (self.rel[scale],) = ax_rel.plot(p_grid, p_grid * 0, color=color, label=label,
+                                             ls="--" if scale == "batch" else "-")
+            (self.dots[scale],) = ax_abs.plot([], [], "o", ms=3.5, color=color)
+        self.vlines = [ax.axvline(data["p"], color="grey", lw=1, ls="--")
+                       for ax in (ax_abs, ax_rel, ax_zero)]
+        (self.zero,) = ax_zero.plot(p_grid, data["no_signal"], color="black")
+        (self.zero_dot,) = ax_zero.plot([], [], "o", color="tab:red")
+        (self.rel_dot,) = ax_rel.plot([], [], "o", color="black", ms=5)
+        ax_abs.set_xlabel("success rate p")
+        ax_abs.set_ylabel("E[sum_i |A_i|] / G")
+        ax_abs.set_title("average |A| per response (dots: sampled)", fontsize=10)
+        legend = ax_abs.legend(fontsize=7, loc="upper left")
+        ax_abs.set_ylim(0, 1.05)
+        ax_rel.set_xlabel("success rate p")
+        ax_rel.set_ylabel("relative to p = 0.5")
+        ax_rel.set_title("relative to a p = 0.5 prompt", fontsize=10)
+        ax_rel.set_ylim(0, 1.1)
+        rel_legend = ax_rel.legend(fontsize=7, loc="lower center")  # inside the hump
+        ax_zero.set_xlabel("success rate p")
+        ax_zero.set_ylabel("share of groups with A = 0")
+        ax_zero.set_title("no signal: p^G + (1 - p)^G", fontsize=10)
+        ax_zero.set_ylim(0, 1.02)
+        for ax in (ax_abs, ax_rel, ax_zero):
+            ax.set_xlim(0, 1)
+        self.moving = [list(self.lines.values()), list(self.rel.values()),
+                       list(self.dots.values()), self.vlines, self.zero, self.zero_dot,
+                       self.rel_dot]
+        self.on_top = [legend, rel_legend]  # static, but drawn over the curves
+        self.update(data)
+
+    def update(self, data: dict) -> "AbsAdvantageFigure":
+        p, scale, group_size = data["p"], data["scale"], data["group_size"]
+        p_grid = np.asarray(data["p_grid"], dtype=float)
+        for name, line in self.lines.items():
+            line.set_ydata(np.asarray(data["expected"][name], dtype=float) / group_size)
+            self.rel[name].set_ydata(data["relative"][name])
+            chosen = name == scale
+            for artist in (line, self.rel[name]):
+                artist.set_linewidth(2.6 if chosen else 1.0)
+                artist.set_alpha(1.0 if chosen else 0.45)
+            sampled = data.get("sampled", {}).get(name)
+            if sampled is not None:
+                self.dots[name].set_data(sampled[0], np.asarray(sampled[1]) / group_size)
+            else:
+                self.dots[name].set_data([], [])
+        self.zero.set_ydata(data["no_signal"])
+        for vline in self.vlines:
+            vline.set_xdata([p, p])
+        index = int(np.argmin(np.abs(p_grid - p)))
+        self.zero_dot.set_data([p_grid[index]], [data["no_signal"][index]])
+        self.rel_dot.set_data([p_grid[index]], [data["relative"][scale][index]])
+        return self
 
 
-def update_abs_advantage(fig: Figure, data: dict) -> None:
-    """Move the curves and markers of ``plot_abs_advantage`` to new ``data``."""
-    artists = fig.rlviz_artists
-    p, scale, group_size = data["p"], data["scale"], data["group_size"]
-    p_grid = np.asarray(data["p_grid"], dtype=float)
-    for name, line in artists["lines"].items():
-        line.set_ydata(np.asarray(data["expected"][name], dtype=float) / group_size)
-        artists["rel"][name].set_ydata(data["relative"][name])
-        chosen = name == scale
-        for artist in (line, artists["rel"][name]):
-            artist.set_linewidth(2.6 if chosen else 1.0)
-            artist.set_alpha(1.0 if chosen else 0.45)
-        sampled = data.get("sampled", {}).get(name)
-        if sampled is not None:
-            artists["dots"][name].set_data(sampled[0], np.asarray(sampled[1]) / group_size)
-        else:
-            artists["dots"][name].set_data([], [])
-    artists["zero"].set_ydata(data["no_signal"])
-    for vline in artists["vlines"]:
-        vline.set_xdata([p, p])
-    index = int(np.argmin(np.abs(p_grid - p)))
-    artists["zero_dot"].set_data([p_grid[index]], [data["no_signal"][index]])
-    artists["rel_dot"].set_data([p_grid[index]], [data["relative"][scale][index]])
+def plot_abs_advantage(data: dict) -> Figure:
+    """``AbsAdvantageFigure`` drawn once, for a static figure."""
+    return AbsAdvantageFigure(data).figure
 
 
 def plot_abs_advantage_per_k(group_size: int, per_k_by_scale: dict) -> Figure:
@@ -248,47 +251,54 @@ def plot_abs_advantage_per_k(group_size: int, per_k_by_scale: dict) -> Figure:
 # ---------------------------------------------------------------------------------------
 # aggregation and the length bias (panel 2)
 # ---------------------------------------------------------------------------------------
-def plot_token_weights(data: dict) -> BlitFigure:
+class TokenWeightsFigure(LiveFigure):
     """Per-token gradient weights of one group under one aggregation mode (image, scaled so
     the largest |w_it| is 1), and each response's per-token weight and total weight under
     all four modes (bars, each mode scaled so its largest |value| is 1).
 
     ``data`` keys: ``mode``; ``weights`` (G, T) of that mode; ``labels`` (G,) short names;
-    ``per_token`` and ``totals`` (mode -> list of G values).
+    ``per_token`` and ``totals`` (mode -> list of G values); ``update`` takes the same G
+    and T.
     """
-    fig = BlitFigure(figsize=(11, 3.4), dpi=80, layout="constrained")
-    ax_img, ax_tok, ax_tot = fig.subplots(1, 3, width_ratios=[1.3, 1, 1])
-    weights = np.asarray(data["weights"], dtype=float)
-    image = ax_img.imshow(weights * 0, cmap="RdBu", aspect="auto", interpolation="nearest",
-                          vmin=-1, vmax=1)
-    fig.colorbar(image, ax=ax_img, fraction=0.05, pad=0.02,
-                 label="w_it / max |w_it|")
-    ax_img.set_xlabel("token position t")
-    ax_img.set_yticks(range(len(data["labels"])), data["labels"], fontsize=8)
-    title = ax_img.set_title("", fontsize=10)
-    bars_tok = _grouped_bars(ax_tok, data["labels"], data["per_token"], normalise=True)
-    bars_tot = _grouped_bars(ax_tot, data["labels"], data["totals"], normalise=True)
-    ax_tok.set_title("weight per token (scaled)", fontsize=10)
-    ax_tot.set_title("total weight per response (scaled)", fontsize=10)
-    fig.legend(handles=[group[0] for group in bars_tok.values()], labels=list(bars_tok),
-               loc="outside lower center", ncol=4, fontsize=8, frameon=False)
-    moving = [image, title] + [bar for group in (bars_tok, bars_tot) for bars in group.values()
-                               for bar in bars]
-    fig.rlviz_artists = {"image": image, "title": title, "bars_tok": bars_tok,
-                         "bars_tot": bars_tot, "moving": moving}
-    update_token_weights(fig, data)
-    return fig
+
+    def __init__(self, data: dict):
+        super().__init__(figsize=(11, 3.4), dpi=80, layout="constrained")
+        ax_img, ax_tok, ax_tot = self.figure.subplots(1, 3, width_ratios=[1.3, 1, 1])
+        weights = np.asarray(data["weights"], dtype=float)
+        self.image = ax_img.imshow(weights * 0, cmap="RdBu", aspect="auto",
+                                   interpolation="nearest", vmin=-1, vmax=1)
+        self.figure.colorbar(self.image, ax=ax_img, fraction=0.05, pad=0.02,
+                             label="w_it / max |w_it|")
+        ax_img.set_xlabel("token position t")
+        ax_img.set_yticks(range(len(data["labels"])), data["labels"], fontsize=8)
+        self.title = ax_img.set_title("", fontsize=10)
+        self.bars = {"per_token": _grouped_bars(ax_tok, data["labels"], data["per_token"],
+                                                normalise=True),
+                     "totals": _grouped_bars(ax_tot, data["labels"], data["totals"],
+                                             normalise=True)}
+        ax_tok.set_title("weight per token (scaled)", fontsize=10)
+        ax_tot.set_title("total weight per response (scaled)", fontsize=10)
+        by_mode = self.bars["per_token"]
+        self.figure.legend(handles=[group[0] for group in by_mode.values()],
+                           labels=list(by_mode), loc="outside lower center", ncol=4,
+                           fontsize=8, frameon=False)
+        self.moving = [self.image, self.title, [list(bars.values())
+                                                for bars in self.bars.values()]]
+        self.update(data)
+
+    def update(self, data: dict) -> "TokenWeightsFigure":
+        self.image.set_data(_scaled(data["weights"]))
+        self.title.set_text(data["mode"])
+        for key, bars_by_mode in self.bars.items():
+            for mode, bars in bars_by_mode.items():
+                for bar, value in zip(bars, _scaled(data[key][mode])):
+                    bar.set_height(value)
+        return self
 
 
-def update_token_weights(fig: Figure, data: dict) -> None:
-    """Refresh ``plot_token_weights`` for new ``data`` (same G and T)."""
-    artists = fig.rlviz_artists
-    artists["image"].set_data(_scaled(data["weights"]))
-    artists["title"].set_text(data["mode"])
-    for key, bars_key in (("per_token", "bars_tok"), ("totals", "bars_tot")):
-        for mode, bars in artists[bars_key].items():
-            for bar, value in zip(bars, _scaled(data[key][mode])):
-                bar.set_height(value)
+def plot_token_weights(data: dict) -> Figure:
+    """``TokenWeightsFigure`` drawn once, for a static figure."""
+    return TokenWeightsFigure(data).figure
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,9 +1,8 @@
 """Figures of notebook 04: KL estimators k1 / k2 / k3, where the KL goes, the demo's KL.
 
 Data in, ``matplotlib.figure.Figure`` out (no pyplot state). The figures the slider panels
-redraw keep their artists in ``fig.rlviz_artists`` and have an ``update_*`` function that
-changes them in place; ``fig.rlviz_artists["moving"]`` lists the ones an update changes,
-so a panel can redraw only those (``rlviz.plots.blit.BlitFigure``).
+redraw are ``LiveFigure``s (``rlviz.plots.live``): ``GaussianEstimatorsFigure`` and
+``TokenEstimatorsFigure``, created once and updated in place; ``plot_*`` draws one once.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .blit import BlitFigure
+from .live import LiveFigure
 
 KIND_COLORS = {"k1": "tab:blue", "k2": "tab:orange", "k3": "tab:green"}
 KIND_LABELS = {"k1": "k1 = -log u", "k2": "k2 = (log u)^2/2", "k3": "k3 = u - 1 - log u"}
@@ -24,151 +23,109 @@ def _np(x):
 # ---------------------------------------------------------------------------------------
 # Gaussian experiment: histograms + running estimates (panel and static figure)
 # ---------------------------------------------------------------------------------------
-def plot_gaussian_estimators(data: dict, title: bool = True,
-                             max_samples: int | None = None, dpi: int = 72) -> BlitFigure:
+class GaussianEstimatorsFigure(LiveFigure):
     """Left: histograms of k1, k2, k3 on samples x ~ N(0, 1) (target KL[N(0,1), N(mu,1)],
     black line), overlaid on common bins. Right: their running averages against the number
-    of samples (log x-axis).
+    of samples (log x-axis). ``update(data)`` with ``data`` from
+    ``rlviz.experiments.kl.gaussian_panel_data``.
 
-    ``data``: as ``rlviz.experiments.kl.gaussian_panel_data`` returns it. ``title=False``
-    drops the figure title (the panel shows its sliders instead). ``max_samples`` fixes the
-    running averages' x-axis to [1, max_samples] (a panel passes the slider's maximum, so
-    that axis is drawn once); None: [1, the number of samples]. Fixed margins (no layout
-    engine) and few text items keep the panel's redraw cheap: text dominates Agg's time,
-    so the axis labels are static figure texts, drawn once into the blit background.
-    ``dpi``: 72 in the panel; a static figure in a notebook passes ~100.
+    ``title=False`` drops the figure title (the panel shows its sliders instead).
+    ``max_samples`` fixes the running averages' x-axis to [1, max_samples] (a panel passes
+    the slider's maximum, so that axis is drawn once); None: [1, the number of samples].
+    Fixed margins (no layout engine) and few text items keep the panel's redraw cheap:
+    text dominates Agg's time, so the axis labels are static figure texts, drawn once into
+    the background. ``dpi``: 72 in the panel; a static figure in a notebook passes ~100.
     """
-    height = 3.3 if title else 3.1
-    fig = BlitFigure(figsize=(9.0, height), dpi=dpi)
-    bottom = 0.5 / height  # room for the tick labels and the x labels
-    fig.subplots_adjust(left=0.04, right=0.92, bottom=bottom, top=0.86 if title else 0.9,
-                        wspace=0.1)
-    hist_ax, run_ax = fig.subplots(1, 2)
-    middle = (bottom + (0.86 if title else 0.9)) / 2
-    for x, y, text, rotation in ((0.025, middle, "density", 90),
-                                 (0.985, middle, "running average", 270),
-                                 (0.26, 0.03, "estimate per sample", 0),
-                                 (0.72, 0.03, "number of samples", 0)):
-        fig.text(x, y, text, rotation=rotation, ha="center", va="center" if rotation else
-                 "bottom", fontsize=9)
-    artists = {"hist": {}, "running": {}, "hist_ax": hist_ax, "run_ax": run_ax,
-               "title": title, "max_samples": max_samples}
-    for kind in KIND_LABELS:
-        hist = data["hist"][kind]
-        artists["hist"][kind] = hist_ax.stairs(hist["density"], hist["edges"], lw=1.6,
-                                               color=KIND_COLORS[kind], label=KIND_LABELS[kind])
-        n, values = data["running"][kind]
-        (artists["running"][kind],) = run_ax.plot(n, values, color=KIND_COLORS[kind], lw=1.4,
-                                                  label=kind)
-    artists["hist_true"] = hist_ax.axvline(data["true_kl"], color="black", lw=1.4,
-                                           label="true KL")
-    artists["run_true"] = run_ax.axhline(data["true_kl"], color="black", lw=1.4)
-    artists["hist_zero"] = hist_ax.axvline(0.0, color="grey", lw=0.6)
-    hist_ax.set_yticks([])
-    hist_ax.set_title("per-sample values", fontsize=10)
-    artists["on_top"] = [hist_ax.legend(fontsize=8, loc="upper right")]
-    run_ax.set_xscale("log")
-    run_ax.yaxis.tick_right()
-    run_ax.set_title("running average vs samples", fontsize=10)
-    for ax in (hist_ax, run_ax):
-        ax.tick_params(labelsize=8)
-        ax.locator_params(axis="y", nbins=4)
-    hist_ax.locator_params(axis="x", nbins=5)
-    if max_samples is not None:
-        run_ax.set_xlim(1, max_samples)
-    # what an update changes: the curves, and the axes whose limits follow the data (with
-    # the lines placed on them); the legend (on top of the curves) and the titles stay
-    artists["moving"] = [list(artists["hist"].values()), list(artists["running"].values()),
-                         artists["hist_true"], artists["run_true"], artists["hist_zero"],
-                         hist_ax.xaxis, hist_ax.yaxis, run_ax.yaxis]
-    if max_samples is None:
-        artists["moving"].append(run_ax.xaxis)
-    fig.rlviz_artists = artists
-    update_gaussian_estimators(fig, data)
-    return fig
+
+    def __init__(self, data: dict, title: bool = True, max_samples: int | None = None,
+                 dpi: int = 72):
+        height = 3.3 if title else 3.1
+        super().__init__(figsize=(9.0, height), dpi=dpi)
+        fig = self.figure
+        self.title, self.max_samples = title, max_samples
+        bottom = 0.5 / height  # room for the tick labels and the x labels
+        fig.subplots_adjust(left=0.04, right=0.92, bottom=bottom, top=0.86 if title else 0.9,
+                            wspace=0.1)
+        self.hist_ax, self.run_ax = hist_ax, run_ax = fig.subplots(1, 2)
+        middle = (bottom + (0.86 if title else 0.9)) / 2
+        for x, y, text, rotation in ((0.025, middle, "density", 90),
+                                     (0.985, middle, "running average", 270),
+                                     (0.26, 0.03, "estimate per sample", 0),
+                                     (0.72, 0.03, "number of samples", 0)):
+            fig.text(x, y, text, rotation=rotation, ha="center", va="center" if rotation else
+                     "bottom", fontsize=9)
+        self.hist, self.running = {}, {}
+        for kind in KIND_LABELS:
+            hist = data["hist"][kind]
+            self.hist[kind] = hist_ax.stairs(hist["density"], hist["edges"], lw=1.6,
+                                             color=KIND_COLORS[kind], label=KIND_LABELS[kind])
+            n, values = data["running"][kind]
+            (self.running[kind],) = run_ax.plot(n, values, color=KIND_COLORS[kind], lw=1.4,
+                                                label=kind)
+        self.hist_true = hist_ax.axvline(data["true_kl"], color="black", lw=1.4,
+                                         label="true KL")
+        self.run_true = run_ax.axhline(data["true_kl"], color="black", lw=1.4)
+        self.hist_zero = hist_ax.axvline(0.0, color="grey", lw=0.6)
+        hist_ax.set_yticks([])
+        hist_ax.set_title("per-sample values", fontsize=10)
+        self.on_top = [hist_ax.legend(fontsize=8, loc="upper right")]
+        run_ax.set_xscale("log")
+        run_ax.yaxis.tick_right()
+        run_ax.set_title("running average vs samples", fontsize=10)
+        for ax in (hist_ax, run_ax):
+            ax.tick_params(labelsize=8)
+            ax.locator_params(axis="y", nbins=4)
+        hist_ax.locator_params(axis="x", nbins=5)
+        if max_samples is not None:
+            run_ax.set_xlim(1, max_samples)
+        self.suptitle = fig.suptitle("", fontsize=10)
+        # what an update changes: the curves, and the axes whose limits follow the data
+        # (with the lines placed on them); the legend (on top of the curves) and the
+        # titles stay
+        self.moving = [list(self.hist.values()), list(self.running.values()), self.hist_true,
+                       self.run_true, self.hist_zero, hist_ax.xaxis, hist_ax.yaxis,
+                       run_ax.yaxis]
+        if max_samples is None:
+            self.moving.append(run_ax.xaxis)
+        self.update(data)
+
+    def update(self, data: dict) -> "GaussianEstimatorsFigure":
+        true_kl = data["true_kl"]
+        peak = 1e-12
+        for kind in KIND_LABELS:
+            hist = data["hist"][kind]
+            self.hist[kind].set_data(hist["density"], hist["edges"])
+            peak = max(peak, float(np.max(hist["density"])))
+        edges = data["hist"]["k1"]["edges"]
+        self.hist_ax.set_xlim(edges[0], edges[-1])
+        self.hist_ax.set_ylim(0, 1.1 * peak)
+        self.hist_true.set_xdata([true_kl, true_kl])
+        low, high = true_kl, true_kl
+        for kind in KIND_LABELS:
+            n, values = data["running"][kind]
+            self.running[kind].set_data(n, values)
+            tail = values[len(values) // 4:]
+            low, high = min(low, float(np.min(tail))), max(high, float(np.max(tail)))
+        self.run_true.set_ydata([true_kl, true_kl])
+        pad = 0.15 * (high - low) + 0.05 * true_kl
+        self.run_ax.set_ylim(low - pad, high + pad)
+        if self.max_samples is None:
+            self.run_ax.set_xlim(1, max(2, data["n_samples"]))
+        if self.title:
+            self.set_static_text(self.suptitle, f"q = N(0, 1), p = N({data['mu']:.2f}, 1): "
+                                 f"true KL = {true_kl:.4g}, {data['n_samples']} samples")
+        return self
 
 
-def update_gaussian_estimators(fig: Figure, data: dict) -> None:
-    """Redraw ``plot_gaussian_estimators`` in place for new data."""
-    artists = fig.rlviz_artists
-    true_kl = data["true_kl"]
-    peak = 1e-12
-    for kind in KIND_LABELS:
-        hist = data["hist"][kind]
-        artists["hist"][kind].set_data(hist["density"], hist["edges"])
-        peak = max(peak, float(np.max(hist["density"])))
-    edges = data["hist"]["k1"]["edges"]
-    artists["hist_ax"].set_xlim(edges[0], edges[-1])
-    artists["hist_ax"].set_ylim(0, 1.1 * peak)
-    artists["hist_true"].set_xdata([true_kl, true_kl])
-    low, high = true_kl, true_kl
-    for kind in KIND_LABELS:
-        n, values = data["running"][kind]
-        artists["running"][kind].set_data(n, values)
-        tail = values[len(values) // 4:]
-        low, high = min(low, float(np.min(tail))), max(high, float(np.max(tail)))
-    artists["run_true"].set_ydata([true_kl, true_kl])
-    pad = 0.15 * (high - low) + 0.05 * true_kl
-    artists["run_ax"].set_ylim(low - pad, high + pad)
-    if artists["max_samples"] is None:
-        artists["run_ax"].set_xlim(1, max(2, data["n_samples"]))
-    if artists["title"]:
-        fig.suptitle(f"q = N(0, 1), p = N({data['mu']:.2f}, 1): true KL = {true_kl:.4g}, "
-                     f"{data['n_samples']} samples", fontsize=10)
+def plot_gaussian_estimators(data: dict, title: bool = True, max_samples: int | None = None,
+                             dpi: int = 72) -> Figure:
+    """``GaussianEstimatorsFigure`` drawn once, for a static figure."""
+    return GaussianEstimatorsFigure(data, title, max_samples, dpi).figure
 
 
 # ---------------------------------------------------------------------------------------
 # Tokens: policy samples vs uniform tokens (panel and static figure)
 # ---------------------------------------------------------------------------------------
-def plot_token_estimators(data: dict, title: bool = True) -> BlitFigure:
-    """Left: the top tokens of the reference and their policy probabilities. Right: the
-    per-step estimates (each the mean over one step's tokens) over many steps, on tokens
-    sampled from the policy (k1, k3) and on uniform random tokens (k1, as the demo does),
-    with the exact KL(pi || ref) and the exact E_U[k1] = KL(U || ref) - KL(U || pi).
-
-    ``data``: as ``rlviz.experiments.kl.token_panel_data`` returns it; ``title=False``
-    drops the figure title (cheaper redraws in the panel).
-    """
-    fig = BlitFigure(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.88 if title else 0.96,
-                        wspace=0.1)
-    left, right = fig.subplots(1, 2, width_ratios=[1, 1.5])
-    top = np.arange(len(data["top_ref"]))
-    ref_line = left.stairs(data["top_ref"], np.arange(len(top) + 1) - 0.5, color="black",
-                           lw=1.5, label="reference")
-    pol_line = left.stairs(data["top_policy"], np.arange(len(top) + 1) - 0.5, color="tab:red",
-                           lw=1.5, label="policy", fill=True, alpha=0.35)
-    left.set_xlabel(f"top {len(top)} reference tokens", fontsize=9)
-    left.set_ylabel("probability", fontsize=9)
-    left.set_xticks([])
-    left.locator_params(axis="y", nbins=4)
-    left_legend = left.legend(fontsize=8)  # "best": it moves away from the policy's peaks
-    left.tick_params(labelsize=8)
-    series = {}
-    for name, style in SERIES_STYLE.items():
-        series[name] = right.stairs(data["hists"][name], data["edges"], label=style["label"],
-                                    color=style["color"], lw=1.6, ls=style["ls"])
-    exact_v = right.axvline(data["exact_kl"], color="black", lw=1.6, label="KL(pi||ref)")
-    uniform_v = right.axvline(data["uniform_k1"], color="tab:purple", lw=1.4, ls=":",
-                              label="E_U[k1]")
-    zero_v = right.axvline(0.0, color="grey", lw=0.6)
-    right.set_xlabel("per-step estimate", fontsize=9)
-    right.set_yticks([])
-    right.locator_params(axis="x", nbins=5)
-    right_legend = right.legend(fontsize=7, loc="upper left")
-    right.tick_params(labelsize=8)
-    # what an update changes: the curves, the axes whose limits follow the data (with the
-    # lines placed on them), and the left legend, which moves away from the policy's
-    # peaks; the right legend stays, on top of the curves
-    moving = [ref_line, pol_line, list(series.values()), exact_v, uniform_v, zero_v,
-              left.yaxis, right.xaxis, right.yaxis, left_legend]
-    fig.rlviz_artists = {"left": left, "right": right, "ref": ref_line, "policy": pol_line,
-                         "series": series, "exact_v": exact_v, "uniform_v": uniform_v,
-                         "title": title, "moving": moving, "on_top": [right_legend]}
-    update_token_estimators(fig, data)
-    return fig
-
-
 SERIES_STYLE = {
     "policy_k1": {"label": "k1, policy samples", "color": "tab:blue", "ls": "-"},
     "policy_k3": {"label": "k3, policy samples", "color": "tab:green", "ls": "-"},
@@ -176,26 +133,82 @@ SERIES_STYLE = {
 }
 
 
-def update_token_estimators(fig: Figure, data: dict) -> None:
-    """Redraw ``plot_token_estimators`` in place for new data."""
-    artists = fig.rlviz_artists
-    edges_top = np.arange(len(data["top_ref"]) + 1) - 0.5
-    artists["ref"].set_data(data["top_ref"], edges_top)
-    artists["policy"].set_data(data["top_policy"], edges_top)
-    artists["left"].set_ylim(0, 1.1 * max(np.max(data["top_ref"]), np.max(data["top_policy"])))
-    artists["left"].set_xlim(edges_top[0], edges_top[-1])
-    peak = 1e-12
-    for name in SERIES_STYLE:
-        artists["series"][name].set_data(data["hists"][name], data["edges"])
-        peak = max(peak, float(np.max(data["hists"][name])))
-    artists["exact_v"].set_xdata([data["exact_kl"]] * 2)
-    artists["uniform_v"].set_xdata([data["uniform_k1"]] * 2)
-    artists["right"].set_xlim(data["edges"][0], data["edges"][-1])
-    artists["right"].set_ylim(0, 1.25 * peak)
-    if artists["title"]:
-        fig.suptitle(f"V = {data['vocab_size']} tokens, {data['samples_per_step']} samples "
-                     f"per step, {data['n_steps']} steps: exact KL(pi||ref) = "
-                     f"{data['exact_kl']:.3f}", fontsize=10)
+class TokenEstimatorsFigure(LiveFigure):
+    """Left: the top tokens of the reference and their policy probabilities. Right: the
+    per-step estimates (each the mean over one step's tokens) over many steps, on tokens
+    sampled from the policy (k1, k3) and on uniform random tokens (k1, as the demo does),
+    with the exact KL(pi || ref) and the exact E_U[k1] = KL(U || ref) - KL(U || pi).
+
+    ``update(data)`` with ``data`` from ``rlviz.experiments.kl.token_panel_data``;
+    ``title=False`` drops the figure title (the panel's sliders show the numbers).
+    """
+
+    def __init__(self, data: dict, title: bool = True):
+        super().__init__(figsize=(9.0, 3.0 if title else 2.8), dpi=72)
+        self.title = title
+        self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16,
+                                    top=0.88 if title else 0.96, wspace=0.1)
+        self.left, self.right = left, right = self.figure.subplots(1, 2, width_ratios=[1, 1.5])
+        top_edges = np.arange(len(data["top_ref"]) + 1) - 0.5
+        self.ref = left.stairs(data["top_ref"], top_edges, color="black", lw=1.5,
+                               label="reference")
+        self.policy = left.stairs(data["top_policy"], top_edges, color="tab:red", lw=1.5,
+                                  label="policy", fill=True, alpha=0.35)
+        left.set_xlabel(f"top {len(top_edges) - 1} reference tokens", fontsize=9)
+        left.set_ylabel("probability", fontsize=9)
+        left.set_xticks([])
+        left.locator_params(axis="y", nbins=4)
+        left_legend = left.legend(fontsize=8)  # "best": it moves away from the policy's peaks
+        left.tick_params(labelsize=8)
+        self.series = {}
+        for name, style in SERIES_STYLE.items():
+            self.series[name] = right.stairs(data["hists"][name], data["edges"],
+                                             label=style["label"], color=style["color"],
+                                             lw=1.6, ls=style["ls"])
+        self.exact_v = right.axvline(data["exact_kl"], color="black", lw=1.6,
+                                     label="KL(pi||ref)")
+        self.uniform_v = right.axvline(data["uniform_k1"], color="tab:purple", lw=1.4, ls=":",
+                                       label="E_U[k1]")
+        zero_v = right.axvline(0.0, color="grey", lw=0.6)
+        right.set_xlabel("per-step estimate", fontsize=9)
+        right.set_yticks([])
+        right.locator_params(axis="x", nbins=5)
+        self.on_top = [right.legend(fontsize=7, loc="upper left")]
+        right.tick_params(labelsize=8)
+        self.suptitle = self.figure.suptitle("", fontsize=10)
+        # what an update changes: the curves, the axes whose limits follow the data (with
+        # the lines placed on them), and the left legend, which moves away from the
+        # policy's peaks; the right legend stays, on top of the curves
+        self.moving = [self.ref, self.policy, list(self.series.values()), self.exact_v,
+                       self.uniform_v, zero_v, left.yaxis, right.xaxis, right.yaxis,
+                       left_legend]
+        self.update(data)
+
+    def update(self, data: dict) -> "TokenEstimatorsFigure":
+        edges_top = np.arange(len(data["top_ref"]) + 1) - 0.5
+        self.ref.set_data(data["top_ref"], edges_top)
+        self.policy.set_data(data["top_policy"], edges_top)
+        self.left.set_ylim(0, 1.1 * max(np.max(data["top_ref"]), np.max(data["top_policy"])))
+        self.left.set_xlim(edges_top[0], edges_top[-1])
+        peak = 1e-12
+        for name in SERIES_STYLE:
+            self.series[name].set_data(data["hists"][name], data["edges"])
+            peak = max(peak, float(np.max(data["hists"][name])))
+        self.exact_v.set_xdata([data["exact_kl"]] * 2)
+        self.uniform_v.set_xdata([data["uniform_k1"]] * 2)
+        self.right.set_xlim(data["edges"][0], data["edges"][-1])
+        self.right.set_ylim(0, 1.25 * peak)
+        if self.title:
+            self.set_static_text(
+                self.suptitle, f"V = {data['vocab_size']} tokens, {data['samples_per_step']} "
+                f"samples per step, {data['n_steps']} steps: exact KL(pi||ref) = "
+                f"{data['exact_kl']:.3f}")
+        return self
+
+
+def plot_token_estimators(data: dict, title: bool = True) -> Figure:
+    """``TokenEstimatorsFigure`` drawn once, for a static figure."""
+    return TokenEstimatorsFigure(data, title).figure
 
 
 # ---------------------------------------------------------------------------------------

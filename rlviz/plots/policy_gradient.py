@@ -1,11 +1,9 @@
 """Figures of notebook 02: REINFORCE, baselines, the importance ratio, GAE, the value loss
 and the entropy bonus. Data in (from ``rlviz.experiments.policy_gradient``), Figure out.
 
-The GAE and entropy figures are built in two steps, ``*_figure()`` (axes and artists,
-once) and ``update_*_figure(handles, ...)`` (new data into the same artists), so the
-panels in ``rlviz.widgets.policy_gradient`` redraw in place; ``plot_*`` does both for a
-static figure. ``handles["moving"]`` lists the artists an update changes, so a panel can
-redraw only those (``rlviz.plots.blit.BlitFigure``).
+The GAE and entropy figures are ``LiveFigure``s (``rlviz.plots.live``): ``GaeFigure`` and
+``EntropyFigure`` are created once and updated in place by the panels in
+``rlviz.widgets.policy_gradient``; ``plot_gae`` draws one once, for a static figure.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from .blit import BlitFigure, invalidate_background
+from .live import LiveFigure
 
 COLORS = {
     "none": "tab:red",
@@ -48,8 +46,8 @@ def _plain_log_labels(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _figure(width: float, height: float, ncols: int = 1, figure_class=Figure):
-    fig = figure_class(figsize=(width, height), dpi=90, layout="constrained")
+def _figure(width: float, height: float, ncols: int = 1):
+    fig = Figure(figsize=(width, height), dpi=90, layout="constrained")
     axes = fig.subplots(1, ncols)
     return fig, axes
 
@@ -178,67 +176,111 @@ def plot_epochs_on_one_batch(runs: dict) -> Figure:
 # ---------------------------------------------------------------------------------------
 
 
-def gae_figure(num_tokens: int, num_lams: int, legend: bool = True,
-               numbers_in_title: bool = True, episode_ylim=None):
-    """Create the GAE figure's axes and artists once; returns ``(fig, handles)``.
+class GaeFigure(LiveFigure):
+    """Left: one episode's token rewards, critic values and advantages, between the
+    one-step TD error (lambda = 0) and the Monte-Carlo return minus the value (lambda = 1).
+    Right: bias^2, variance and MSE of the one-episode policy-gradient estimate against
+    lambda. ``update(episode, stats, lam, gamma, critic_error)`` with ``episode`` from
+    ``example_episode`` and ``stats`` from ``gae_gradient_stats`` (``gamma`` and
+    ``critic_error`` only go into the title, with ``numbers_in_title``).
 
-    For a panel, which redraws only what changes (``handles["moving"]``): ``legend=False``
-    leaves the legends out (the panel's description gives the key), ``numbers_in_title=
-    False`` keeps gamma, lambda and the critic error out of the title (the sliders show
-    them), ``episode_ylim`` fixes the y-limits of the episode axes to a range that covers
-    every slider setting (None: fit them to the data at each update)."""
-    fig, (ax1, ax2) = _figure(10.5, 3.8, 2, figure_class=BlitFigure)
-    t = np.arange(num_tokens)
-    zeros = np.zeros(num_tokens)
-    h = {"fig": fig, "ax_episode": ax1, "ax_tradeoff": ax2, "legend": legend,
-         "numbers_in_title": numbers_in_title, "episode_ylim": episode_ylim}
-    h["reward_bars"] = ax1.bar(t, zeros, width=0.6, color="lightgrey", edgecolor="grey",
-                               label="token reward r_t")
-    (h["values"],) = ax1.plot(t, zeros, "s", color="k", ms=5, mfc="white",
-                              label="critic V(s_t)")
-    (h["mc"],) = ax1.plot(t, zeros, "--", color=COLORS["mc"], lw=1.5,
-                          label="lambda = 1: return - V (MC)")
-    (h["td"],) = ax1.plot(t, zeros, "--", color=COLORS["td"], lw=1.5,
-                          label="lambda = 0: TD error")
-    (h["gae"],) = ax1.plot(t, zeros, "o-", color=COLORS["gae"], lw=2.2, label="GAE advantage")
-    h["zero_line"] = ax1.axhline(0, color="grey", lw=0.6)
-    ax1.set_xticks(t)
-    ax1.set_xlabel("token t (label: the sampled token)")
-    ax1.set_ylabel("reward, value, advantage")
-    ax1.set_title("One episode: per-token advantages", fontsize=10)
-    if episode_ylim is not None:
-        ax1.set_ylim(*episode_ylim)
-    if legend:
-        ax1.legend(fontsize=7.5, loc="upper left", ncol=2)
-    lams = np.linspace(0, 1, num_lams)
-    empty = np.zeros(num_lams)
-    (h["bias2"],) = ax2.plot(lams, empty, color="tab:red", label="bias^2")
-    (h["variance"],) = ax2.plot(lams, empty, color="tab:blue", label="variance")
-    (h["mse"],) = ax2.plot(lams, empty, color="k", lw=2, label="MSE = bias^2 + variance")
-    (h["bias2_s"],) = ax2.plot(lams, empty, "o", color="tab:red", ms=3.5, alpha=0.7,
-                               label="dots: on sampled episodes")
-    (h["variance_s"],) = ax2.plot(lams, empty, "o", color="tab:blue", ms=3.5, alpha=0.7)
-    h["lam_line"] = ax2.axvline(0.95, color="tab:green", ls="--", lw=1.2,
-                                label="current lambda")
-    h["best"] = ax2.plot([], [], "*", color="gold", mec="k", ms=13)[0]  # the lowest MSE
-    ax2.set_xlabel("lambda")
-    ax2.xaxis.set_major_locator(MaxNLocator(5))
-    ax2.yaxis.set_major_locator(MaxNLocator(5))
-    ax1.yaxis.set_major_locator(MaxNLocator(6))
-    ax2.set_ylabel("bias^2, variance, MSE")
-    ax2.set_title("Bias / variance of sum_t A_t grad log pi(a_t); star: lowest MSE",
-                  fontsize=10)
-    if legend:
-        ax2.legend(fontsize=7.5, loc="upper center")
-    # what an update changes: the curves, and the y-axes whose limits follow the data
-    h["moving"] = [h["reward_bars"], h["values"], h["mc"], h["td"], h["gae"], h["bias2"],
-                   h["variance"], h["mse"], h["bias2_s"], h["variance_s"], h["lam_line"],
-                   h["best"], ax2.yaxis]
-    if episode_ylim is None:
-        h["moving"] += [ax1.yaxis, h["zero_line"]]  # the zero line sits on that y-axis
-    if numbers_in_title:
-        h["moving"].append(ax1.title)
-    return fig, h
+    For a panel: ``legend=False`` leaves the legends out (the panel's description gives
+    the key), ``numbers_in_title=False`` keeps gamma, lambda and the critic error out of
+    the title (the sliders show them), ``episode_ylim`` fixes the y-limits of the episode
+    axes to a range that covers every slider setting (None: fit them to the data).
+    """
+
+    def __init__(self, num_tokens: int, num_lams: int, legend: bool = True,
+                 numbers_in_title: bool = True, episode_ylim=None):
+        super().__init__(figsize=(10.5, 3.8), dpi=90, layout="constrained")
+        self.ax_episode, self.ax_tradeoff = ax1, ax2 = self.figure.subplots(1, 2)
+        self.legend, self.numbers_in_title = legend, numbers_in_title
+        self.episode_ylim = episode_ylim
+        self.tick_labels = None
+        t = np.arange(num_tokens)
+        zeros = np.zeros(num_tokens)
+        self.reward_bars = ax1.bar(t, zeros, width=0.6, color="lightgrey", edgecolor="grey",
+                                   label="token reward r_t")
+        (self.values,) = ax1.plot(t, zeros, "s", color="k", ms=5, mfc="white",
+                                  label="critic V(s_t)")
+        (self.mc,) = ax1.plot(t, zeros, "--", color=COLORS["mc"], lw=1.5,
+                              label="lambda = 1: return - V (MC)")
+        (self.td,) = ax1.plot(t, zeros, "--", color=COLORS["td"], lw=1.5,
+                              label="lambda = 0: TD error")
+        (self.gae,) = ax1.plot(t, zeros, "o-", color=COLORS["gae"], lw=2.2,
+                               label="GAE advantage")
+        zero_line = ax1.axhline(0, color="grey", lw=0.6)
+        ax1.set_xticks(t)
+        ax1.set_xlabel("token t (label: the sampled token)")
+        ax1.set_ylabel("reward, value, advantage")
+        self.episode_title = ax1.set_title("One episode: per-token advantages", fontsize=10)
+        if episode_ylim is not None:
+            ax1.set_ylim(*episode_ylim)
+        if legend:
+            ax1.legend(fontsize=7.5, loc="upper left", ncol=2)
+        lams = np.linspace(0, 1, num_lams)
+        empty = np.zeros(num_lams)
+        (self.bias2,) = ax2.plot(lams, empty, color="tab:red", label="bias^2")
+        (self.variance,) = ax2.plot(lams, empty, color="tab:blue", label="variance")
+        (self.mse,) = ax2.plot(lams, empty, color="k", lw=2, label="MSE = bias^2 + variance")
+        (self.bias2_sampled,) = ax2.plot(lams, empty, "o", color="tab:red", ms=3.5, alpha=0.7,
+                                         label="dots: on sampled episodes")
+        (self.variance_sampled,) = ax2.plot(lams, empty, "o", color="tab:blue", ms=3.5,
+                                            alpha=0.7)
+        self.lam_line = ax2.axvline(0.95, color="tab:green", ls="--", lw=1.2,
+                                    label="current lambda")
+        (self.best,) = ax2.plot([], [], "*", color="gold", mec="k", ms=13)  # the lowest MSE
+        ax2.set_xlabel("lambda")
+        ax2.xaxis.set_major_locator(MaxNLocator(5))
+        ax2.yaxis.set_major_locator(MaxNLocator(5))
+        ax1.yaxis.set_major_locator(MaxNLocator(6))
+        ax2.set_ylabel("bias^2, variance, MSE")
+        ax2.set_title("Bias / variance of sum_t A_t grad log pi(a_t); star: lowest MSE",
+                      fontsize=10)
+        if legend:
+            ax2.legend(fontsize=7.5, loc="upper center")
+        # what an update changes: the curves, and the y-axes whose limits follow the data
+        self.moving = [self.reward_bars, self.values, self.mc, self.td, self.gae, self.bias2,
+                       self.variance, self.mse, self.bias2_sampled, self.variance_sampled,
+                       self.lam_line, self.best, ax2.yaxis]
+        if episode_ylim is None:
+            self.moving += [ax1.yaxis, zero_line]  # the zero line sits on that y-axis
+        if numbers_in_title:
+            self.moving.append(self.episode_title)
+
+    def update(self, episode: dict, stats: dict, lam: float, gamma: float,
+               critic_error: float) -> "GaeFigure":
+        ax1, ax2 = self.ax_episode, self.ax_tradeoff
+        for bar, r in zip(self.reward_bars, _np(episode["rewards"])):
+            bar.set_height(r)
+        self.values.set_ydata(_np(episode["values"]))
+        self.mc.set_ydata(_np(episode["mc"]))
+        self.td.set_ydata(_np(episode["td"]))
+        self.gae.set_ydata(_np(episode["advantages"]))
+        labels = [f"{t}:{int(a)}" for t, a in enumerate(_np(episode["actions"]))]
+        if self.tick_labels != labels:  # new Text objects are costly: only when they change
+            ax1.set_xticks(range(len(labels)), labels)
+            self.tick_labels = labels
+            self.invalidate()  # the x-axis is static: redraw it
+        if self.episode_ylim is None:
+            ax1.set_ylim(*episode_ylim_of([episode], self.legend))
+        if self.numbers_in_title:
+            self.episode_title.set_text(f"One episode: gamma = {gamma:.2f}, lambda = "
+                                        f"{lam:.2f}, critic error = {critic_error:.2f}")
+        lams = _np(stats["lams"])
+        for line, key in ((self.bias2, "bias2"), (self.variance, "variance"),
+                          (self.mse, "mse"), (self.bias2_sampled, "bias2_sampled"),
+                          (self.variance_sampled, "variance_sampled")):
+            line.set_data(lams, _np(stats[key]))
+        mse = _np(stats["mse"])
+        best = int(np.argmin(mse))
+        self.best.set_data([lams[best]], [mse[best]])
+        self.lam_line.set_xdata([lam, lam])
+        top = max(mse.max(), _np(stats["variance_sampled"]).max(),
+                  _np(stats["bias2_sampled"]).max())
+        ax2.set_ylim(0, (1.4 if self.legend else 1.08) * top)  # room for the legend
+        ax2.set_xlim(-0.02, 1.02)
+        return self
 
 
 def episode_ylim_of(episodes, legend: bool = True) -> tuple[float, float]:
@@ -250,48 +292,11 @@ def episode_ylim_of(episodes, legend: bool = True) -> tuple[float, float]:
     return min(stack.min(), 0) - 0.15, max(stack.max(), 0) + headroom
 
 
-def update_gae_figure(h: dict, episode: dict, stats: dict, lam: float, gamma: float,
-                      critic_error: float) -> None:
-    """Put new numbers into the artists made by ``gae_figure`` (``gamma`` and
-    ``critic_error`` only go into the title, with ``numbers_in_title``)."""
-    ax1, ax2 = h["ax_episode"], h["ax_tradeoff"]
-    for bar, r in zip(h["reward_bars"], _np(episode["rewards"])):
-        bar.set_height(r)
-    h["values"].set_ydata(_np(episode["values"]))
-    h["mc"].set_ydata(_np(episode["mc"]))
-    h["td"].set_ydata(_np(episode["td"]))
-    h["gae"].set_ydata(_np(episode["advantages"]))
-    labels = [f"{t}:{int(a)}" for t, a in enumerate(_np(episode["actions"]))]
-    if h.get("tick_labels") != labels:  # new Text objects are costly: only when they change
-        ax1.set_xticks(range(len(labels)), labels)
-        h["tick_labels"] = labels
-        invalidate_background(h["fig"])  # the x-axis is static: redraw it
-    if h["episode_ylim"] is None:
-        ax1.set_ylim(*episode_ylim_of([episode], h["legend"]))
-    if h["numbers_in_title"]:
-        ax1.set_title(f"One episode: gamma = {gamma:.2f}, lambda = {lam:.2f}, "
-                      f"critic error = {critic_error:.2f}", fontsize=10)
-    lams = _np(stats["lams"])
-    for key in ("bias2", "variance", "mse"):
-        h[key].set_data(lams, _np(stats[key]))
-    h["bias2_s"].set_data(lams, _np(stats["bias2_sampled"]))
-    h["variance_s"].set_data(lams, _np(stats["variance_sampled"]))
-    mse = _np(stats["mse"])
-    best = int(np.argmin(mse))
-    h["best"].set_data([lams[best]], [mse[best]])
-    h["lam_line"].set_xdata([lam, lam])
-    top = max(mse.max(), _np(stats["variance_sampled"]).max(),
-              _np(stats["bias2_sampled"]).max())
-    ax2.set_ylim(0, (1.4 if h["legend"] else 1.08) * top)  # room for the legend
-    ax2.set_xlim(-0.02, 1.02)
-
-
 def plot_gae(episode: dict, stats: dict, lam: float, gamma: float,
              critic_error: float) -> Figure:
     """Static GAE figure (the panel's, for readers without a kernel)."""
-    fig, h = gae_figure(len(episode["actions"]), len(stats["lams"]))
-    update_gae_figure(h, episode, stats, lam, gamma, critic_error)
-    return fig
+    live = GaeFigure(len(episode["actions"]), len(stats["lams"]))
+    return live.update(episode, stats, lam, gamma, critic_error).figure
 
 
 def plot_estimator_comparison(rows: dict) -> Figure:
@@ -357,55 +362,55 @@ def plot_value_clip(curve: dict) -> Figure:
 # ---------------------------------------------------------------------------------------
 
 
-def entropy_figure(num_steps: int, tokens, legend: bool = True):
-    """Create the entropy figure once: entropy over training, final policy vs the
-    entropy-regularised optimum softmax(r / c). Returns ``(fig, handles)``;
-    ``legend=False`` leaves the legends out (the panel's description gives the key).
-    ``handles["moving"]`` lists what an update changes: the axes and titles stay (the
+class EntropyFigure(LiveFigure):
+    """Entropy over training, and the final policy next to the entropy-regularised
+    optimum softmax(r / c). ``update(entropy_curve, zero_curve, limit, probs, target)``:
+    the entropy per step with this ent_coef and without the bonus, the entropy of
+    softmax(r / c), the final policy and softmax(r / c). ``legend=False`` leaves the
+    legends out (the panel's description gives the key). The axes and titles stay (the
     panel's slider and readout show ent_coef and the final entropy)."""
-    fig, (ax1, ax2) = _figure(10, 3.4, 2, figure_class=BlitFigure)
-    steps = np.arange(num_steps + 1)
-    h = {"fig": fig, "ax_curve": ax1, "ax_probs": ax2}
-    (h["curve"],) = ax1.plot(steps, np.zeros(num_steps + 1), color="tab:blue", lw=2,
-                             label="entropy H(pi) (mean over seeds)")
-    (h["zero"],) = ax1.plot(steps, np.zeros(num_steps + 1), color="tab:red", lw=1,
-                            alpha=0.7, label="ent_coef = 0")
-    h["limit"] = ax1.axhline(0, color="k", ls="--", lw=1, label="H of softmax(r / c)")
-    ax1.axhline(np.log(len(tokens)), color="grey", ls=":", lw=1)
-    ax1.set_ylim(0, np.log(len(tokens)) * 1.08)
-    ax1.yaxis.set_major_locator(MaxNLocator(5))
-    ax1.xaxis.set_major_locator(MaxNLocator(5))
-    ax1.set_xlabel("training step")
-    ax1.set_ylabel("entropy (nats); dotted: log K")
-    ax1.set_title("Entropy during training", fontsize=10)
-    if legend:
-        ax1.legend(fontsize=8, loc="upper right")
-    x = np.arange(len(tokens))
-    h["bars"] = ax2.bar(x - 0.2, np.zeros(len(tokens)), width=0.4, color="tab:blue",
-                        label="after training")
-    h["target"] = ax2.bar(x + 0.2, np.zeros(len(tokens)), width=0.4, color="lightgrey",
-                          edgecolor="k", label="softmax(r / c)")
-    ax2.set_xticks(x, list(tokens))
-    ax2.set_ylim(0, 1.05)
-    ax2.yaxis.set_major_locator(MaxNLocator(5))
-    ax2.set_ylabel("pi(token)")
-    ax2.set_title("Final policy", fontsize=10)
-    if legend:
-        ax2.legend(fontsize=8)
-    h["moving"] = [h["curve"], h["zero"], h["limit"], h["bars"], h["target"]]
-    return fig, h
 
+    def __init__(self, num_steps: int, tokens, legend: bool = True):
+        super().__init__(figsize=(10, 3.4), dpi=90, layout="constrained")
+        ax1, ax2 = self.figure.subplots(1, 2)
+        steps = np.arange(num_steps + 1)
+        (self.curve,) = ax1.plot(steps, np.zeros(num_steps + 1), color="tab:blue", lw=2,
+                                 label="entropy H(pi) (mean over seeds)")
+        (self.zero,) = ax1.plot(steps, np.zeros(num_steps + 1), color="tab:red", lw=1,
+                                alpha=0.7, label="ent_coef = 0")
+        self.limit = ax1.axhline(0, color="k", ls="--", lw=1, label="H of softmax(r / c)")
+        ax1.axhline(np.log(len(tokens)), color="grey", ls=":", lw=1)
+        ax1.set_ylim(0, np.log(len(tokens)) * 1.08)
+        ax1.yaxis.set_major_locator(MaxNLocator(5))
+        ax1.xaxis.set_major_locator(MaxNLocator(5))
+        ax1.set_xlabel("training step")
+        ax1.set_ylabel("entropy (nats); dotted: log K")
+        ax1.set_title("Entropy during training", fontsize=10)
+        if legend:
+            ax1.legend(fontsize=8, loc="upper right")
+        x = np.arange(len(tokens))
+        self.bars = ax2.bar(x - 0.2, np.zeros(len(tokens)), width=0.4, color="tab:blue",
+                            label="after training")
+        self.target = ax2.bar(x + 0.2, np.zeros(len(tokens)), width=0.4, color="lightgrey",
+                              edgecolor="k", label="softmax(r / c)")
+        ax2.set_xticks(x, list(tokens))
+        ax2.set_ylim(0, 1.05)
+        ax2.yaxis.set_major_locator(MaxNLocator(5))
+        ax2.set_ylabel("pi(token)")
+        ax2.set_title("Final policy", fontsize=10)
+        if legend:
+            ax2.legend(fontsize=8)
+        self.moving = [self.curve, self.zero, self.limit, self.bars, self.target]
 
-def update_entropy_figure(h: dict, entropy_curve, zero_curve, limit: float, probs,
-                          target) -> None:
-    """Put a new run into the artists made by ``entropy_figure``."""
-    h["curve"].set_ydata(_np(entropy_curve))
-    h["zero"].set_ydata(_np(zero_curve))
-    h["limit"].set_ydata([limit, limit])
-    for bar, p in zip(h["bars"], _np(probs)):
-        bar.set_height(p)
-    for bar, p in zip(h["target"], _np(target)):
-        bar.set_height(p)
+    def update(self, entropy_curve, zero_curve, limit: float, probs,
+               target) -> "EntropyFigure":
+        self.curve.set_ydata(_np(entropy_curve))
+        self.zero.set_ydata(_np(zero_curve))
+        self.limit.set_ydata([limit, limit])
+        for bars, heights in ((self.bars, probs), (self.target, target)):
+            for bar, p in zip(bars, _np(heights)):
+                bar.set_height(p)
+        return self
 
 
 def plot_entropy_runs(result: dict) -> Figure:

@@ -2,7 +2,8 @@
 
 Data in (``{label: metrics}``, where ``metrics`` is ``TrainResult.metrics``: a list of
 one dict per step), ``matplotlib.figure.Figure`` out (no pyplot state).
-``TrainingCurvesFigure`` keeps its artists so the Run-button panel updates them in place.
+``TrainingCurvesFigure`` is a ``LiveFigure`` (``rlviz.plots.live``): the Run-button panel
+updates it in place.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Mapping, Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from .live import LiveFigure
 
 __all__ = ["TrainingCurvesFigure", "metric_series", "plot_greedy_vs_sampled",
            "plot_training_curves"]
@@ -98,7 +101,7 @@ def plot_greedy_vs_sampled(runs: Mapping[str, Sequence[Mapping]]) -> Figure:
     return fig
 
 
-class TrainingCurvesFigure:
+class TrainingCurvesFigure(LiveFigure):
     """Reward, response length and entropy per step for the latest run, with the run
     before it in grey for comparison. Created once; ``update(rows, previous)`` moves the
     artists in place (the Run-button panel of notebook 06)."""
@@ -107,7 +110,7 @@ class TrainingCurvesFigure:
 
     def __init__(self):
         # a fixed layout: a layout engine would re-run on every redraw of the panel
-        self.figure = Figure(figsize=(10, 2.9), dpi=72)
+        super().__init__(figsize=(10, 2.9), dpi=72)
         self.figure.subplots_adjust(left=0.06, right=0.99, bottom=0.17, top=0.88, wspace=0.25)
         self.axes = self.figure.subplots(1, len(self.METRICS))
         self.lines, self.previous_lines = {}, {}

@@ -1,8 +1,7 @@
 """Figures of notebook 01: the printed loss next to what actually moves.
 
-Data in, ``matplotlib.figure.Figure`` out (no pyplot state). ``EpochCurvesFigure`` keeps
-its artists so the slider panel can update them in place, and lists the ones an update
-changes in ``moving`` so the panel can redraw only those (``rlviz.plots.blit``).
+Data in, ``matplotlib.figure.Figure`` out (no pyplot state). ``EpochCurvesFigure`` is a
+``LiveFigure`` (``rlviz.plots.live``): created once, updated in place by the slider panel.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Sequence
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .blit import BlitFigure
+from .live import LiveFigure
 
 __all__ = ["EpochCurvesFigure", "plot_demo_run", "plot_off_zero_cases"]
 
@@ -91,7 +90,7 @@ def plot_off_zero_cases(labels: Sequence[str], values: Sequence[float],
     return fig
 
 
-class EpochCurvesFigure:
+class EpochCurvesFigure(LiveFigure):
     """Loss (and its policy and KL parts) and gradient norm per inner epoch.
 
     Created once; ``update(result, epochs)`` moves the artists in place. ``result`` is
@@ -102,7 +101,7 @@ class EpochCurvesFigure:
         self.max_epochs = max_epochs
         # a fixed layout: a layout engine would re-run on every redraw of the panel;
         # the panel keeps the low dpi (fewer pixels per redraw), a static copy can ask for more
-        self.figure = BlitFigure(figsize=(9, 3.2), dpi=dpi)
+        super().__init__(figsize=(9, 3.2), dpi=dpi)
         self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
         self.ax_loss, self.ax_grad = self.figure.subplots(1, 2)
         ax = self.ax_loss

@@ -24,7 +24,6 @@ def clipping_panel() -> Panel:
     and its gradient w.r.t. log pi as functions of rho, flat regions shaded (read off the
     autograd gradient of ``rlviz.clipped_surrogate``)."""
     drawing = SurrogateFigure(rho_max=RHO_MAX)
-    drawing.figure.enable_blit(drawing.moving, drawing.on_top)  # redraw curves and y-axes
     controls = {
         "eps_low": slider("ε_low", 0.2, 0.05, 0.5, 0.01, readout_format=".2f"),
         "eps_high": slider("ε_high (DAPO: 0.28)", 0.2, 0.05, 0.5, 0.01, readout_format=".2f"),
@@ -49,7 +48,7 @@ def clipping_panel() -> Panel:
         values["clip range"] = f"[{1 - eps_low:.2f}, {1 + eps_high:.2f}]"
         return values
 
-    return Panel("The clipped surrogate of one token", controls, drawing.figure, update,
+    return Panel("The clipped surrogate of one token", controls, drawing, update,
                  description="Loss -min(ρA, clip(ρ, 1-ε_low, 1+ε_high)A); with dual clip "
                              "also capped at -cA for A < 0. Grey: the gradient is exactly 0.")
 
@@ -90,6 +89,6 @@ def clipping_run_panel(experiment: ClippingExperiment | None = None) -> Panel:
             "loss, last epoch": records[-1].loss,
         }
 
-    return Panel("Clipping on a real batch", controls, drawing.figure, update, run_button=True,
+    return Panel("Clipping on a real batch", controls, drawing, update, run_button=True,
                  description="A vocabulary-64 policy, 32 responses of 16 sampled tokens, group "
                              "advantages; Adam on the same batch with pi_old frozen.")

@@ -1,7 +1,8 @@
 """The panel base class every slider panel is built on, and the panel registry.
 
-A panel is: controls (ipywidgets sliders, dropdowns, toggles), one matplotlib figure
-created once whose artists are updated in place, rendered to a PNG ``ipywidgets.Image``,
+A panel is: controls (ipywidgets sliders, dropdowns, toggles), one ``LiveFigure``
+(``rlviz.plots.live``: a matplotlib figure created once whose artists are updated in
+place; a slider panel redraws only the moving ones), rendered to a PNG ``ipywidgets.Image``,
 and an HTML readout of the numbers the update computed (also kept in ``panel.values``
 for tests). Observers fire synchronously, so tests can set ``slider.value`` without a
 kernel and read ``panel.values``.
@@ -26,7 +27,7 @@ import matplotlib
 matplotlib.use("Agg", force=False)  # no-op inside Jupyter, where a backend is already set
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..plots.blit import PNG_COMPRESS_LEVEL, BlitFigure  # noqa: E402
+from ..plots.live import PNG_COMPRESS_LEVEL, LiveFigure  # noqa: E402
 from ..threads import one_torch_thread  # noqa: E402
 
 # name -> (factory, notebook) ; filled by @register_panel, read by tests and benchmarks
@@ -45,15 +46,17 @@ def register_panel(name: str, notebook: str):
     return decorate
 
 
-def render_png(fig: Figure, dpi: float | None = None) -> bytes:
+def render_png(fig: Figure | LiveFigure, dpi: float | None = None) -> bytes:
     """Render a figure to PNG bytes with the Agg canvas (no pyplot state involved).
 
-    A ``BlitFigure`` with blitting on redraws only its moving artists over a cached
-    background (see ``rlviz.plots.blit``); any other figure gets a full draw. Both encode
-    with zlib level 1: about twice as fast as the default level, for files ~20% larger.
+    A ``LiveFigure`` renders itself (with blitting on: only its moving artists over a
+    cached background); a plain figure gets a full draw. Both encode with zlib level 1:
+    about twice as fast as the default level, for files ~20% larger.
     """
-    if isinstance(fig, BlitFigure) and fig.blitting and dpi in (None, fig.dpi):
-        return fig.render_png()
+    if isinstance(fig, LiveFigure):
+        if dpi in (None, fig.figure.dpi):
+            return fig.render_png()
+        fig = fig.figure
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi or fig.dpi,
                 pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
@@ -73,25 +76,34 @@ class Panel:
     """Controls + figure + readout, wired together.
 
     controls:   name -> ipywidgets control with a ``value`` trait
-    figure:     a ``matplotlib.figure.Figure`` created once by the factory
+    live:       the ``LiveFigure`` created once by the factory (``panel.figure`` is its
+                matplotlib figure)
     update:     ``update(**params) -> dict`` updates the figure's artists in place for the
-                control values ``params`` and returns the numbers to show (name -> number)
+                control values ``params`` (usually through ``live.update``) and returns
+                the numbers to show (name -> number)
     run_button: if True, changing a control does nothing until "Run" is clicked
-                (for updates that take more than a fraction of a second)
+                (for updates that take more than a fraction of a second); otherwise the
+                panel blits: each move redraws only ``live.moving``
     """
 
     def __init__(
         self,
         title: str,
         controls: Mapping[str, widgets.Widget],
-        figure: Figure,
+        live: LiveFigure,
         update: Callable[..., dict],
         run_button: bool = False,
         description: str = "",
     ):
+        if not isinstance(live, LiveFigure):
+            raise TypeError(f"live must be a rlviz.plots.live.LiveFigure (a figure created "
+                            f"once and updated in place), got {type(live).__name__}")
         self.title = title
         self.controls = dict(controls)
-        self.figure = figure
+        self.live = live
+        self.figure = live.figure
+        if not run_button:
+            live.enable_blit()  # a slider move redraws only the moving artists
         self._update = update
         self.values: dict = {}
         self.errors: list[BaseException] = []
@@ -153,7 +165,7 @@ class Panel:
         threads = one_torch_thread() if self.run_button is None else contextlib.nullcontext()
         with threads:
             numbers = self._update(**self.params())
-        self.image.value = render_png(self.figure)
+        self.image.value = self.live.render_png()
         self.update_seconds.append(time.perf_counter() - start)
         self.values = dict(numbers or {})
         rows = "".join(

@@ -6,12 +6,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from ..experiments import groups as exp
-from ..plots.groups import (
-    plot_abs_advantage,
-    plot_token_weights,
-    update_abs_advantage,
-    update_token_weights,
-)
+from ..plots.groups import AbsAdvantageFigure, TokenWeightsFigure
 from .common import Panel, register_panel, slider
 
 __all__ = ["group_std_bias_panel", "length_bias_panel"]
@@ -35,13 +30,11 @@ def group_std_bias_panel(group_size: int = 8, p: float = 0.1, eps: float = 1e-6,
         "scale": widgets.Dropdown(options=["group", "batch", "none"], value=scale,
                                   description="scale"),
     }
-    figure = plot_abs_advantage(exp.std_bias_data(group_size, p, eps, scale))
-    # only the curves move; the legend stays on top of them
-    figure.enable_blit(figure.rlviz_artists["moving"], figure.rlviz_artists["on_top"])
+    figure = AbsAdvantageFigure(exp.std_bias_data(group_size, p, eps, scale))
 
     def update(group_size, p, eps, scale):
         data = exp.std_bias_data(group_size, p, eps, scale)
-        update_abs_advantage(figure, data)
+        figure.update(data)
         per_k_one = exp.abs_advantage_sum_given_k(1, group_size, scale, eps)
         per_k_half = exp.abs_advantage_sum_given_k(group_size // 2, group_size, scale, eps)
         value = exp.expected_abs_advantage(p, group_size, scale, eps)
@@ -90,14 +83,13 @@ def length_bias_panel(lengths=(5, 20, 5, 30), correct=(True, True, False, False)
         return group_lengths, group_correct
 
     first = exp.length_bias_data(list(lengths), list(correct), mode, scale, max_len)
-    figure = plot_token_weights(first)
-    figure.enable_blit(figure.rlviz_artists["moving"])  # only the image and bars move
+    figure = TokenWeightsFigure(first)
 
     def update(**params):
         group_lengths, group_correct = read(params)
         data = exp.length_bias_data(group_lengths, group_correct, params["mode"],
                                     params["scale"], max_len)
-        update_token_weights(figure, data)
+        figure.update(data)
         chosen = params["mode"]
         values = {}
         for i in range(4):

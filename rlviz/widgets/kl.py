@@ -8,12 +8,7 @@ from functools import lru_cache
 import torch
 
 from ..experiments import kl as exp
-from ..plots.kl import (
-    plot_gaussian_estimators,
-    plot_token_estimators,
-    update_gaussian_estimators,
-    update_token_estimators,
-)
+from ..plots.kl import GaussianEstimatorsFigure, TokenEstimatorsFigure
 from ..threads import one_torch_thread
 from .common import Panel, register_panel, slider
 
@@ -39,15 +34,13 @@ def gaussian_kl_panel(mu: float = 1.0, n_samples: int = 2000, seed: int = 0) -> 
         "mu": slider("mu (p = N(mu, 1))", mu, 0.05, 2.0, 0.05, readout_format=".2f"),
         "n_samples": slider("samples", n_samples, 10, GAUSSIAN_POOL, 10),
     }
-    figure = plot_gaussian_estimators(exp.gaussian_panel_data(pool, mu, n_samples),
+    figure = GaussianEstimatorsFigure(exp.gaussian_panel_data(pool, mu, n_samples),
                                       title=False, max_samples=GAUSSIAN_POOL)
-    # redraw only the curves and the axes whose limits follow them
-    figure.enable_blit(figure.rlviz_artists["moving"], figure.rlviz_artists["on_top"])
 
     def update(mu, n_samples):
         with one_torch_thread():
             data = exp.gaussian_panel_data(pool, mu, n_samples)
-        update_gaussian_estimators(figure, data)
+        figure.update(data)
         values = {"true KL = mu^2/2": data["true_kl"]}
         for kind in exp.KL_KINDS:
             stats = data["stats"][kind]
@@ -88,13 +81,11 @@ def token_kl_panel(shift: float = 1.0, temperature: float = 1.0, samples_per_ste
             return result, exp.token_panel_data(result, samples_per_step)
 
     result, data = compute(shift, temperature, samples_per_step)
-    figure = plot_token_estimators(data, title=False)
-    # redraw only the curves, the axes whose limits follow them and the left legend
-    figure.enable_blit(figure.rlviz_artists["moving"], figure.rlviz_artists["on_top"])
+    figure = TokenEstimatorsFigure(data, title=False)
 
     def update(shift, temperature, samples_per_step):
         result, data = compute(shift, temperature, samples_per_step)
-        update_token_estimators(figure, data)
+        figure.update(data)
         numbers = data["numbers"]
         return {
             "exact KL(pi||ref)": result["exact_kl"],

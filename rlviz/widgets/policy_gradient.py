@@ -6,13 +6,7 @@ from __future__ import annotations
 import math
 
 from ..experiments import policy_gradient as pg
-from ..plots.policy_gradient import (
-    entropy_figure,
-    episode_ylim_of,
-    gae_figure,
-    update_entropy_figure,
-    update_gae_figure,
-)
+from ..plots.policy_gradient import EntropyFigure, GaeFigure, episode_ylim_of
 from .common import Panel, register_panel, slider
 
 __all__ = ["entropy_bonus_panel", "gae_panel"]
@@ -36,10 +30,8 @@ def gae_panel(gamma: float = 1.0, lam: float = 0.95, critic_error: float = 0.5,
     # grid gives the same range): that axis then never changes
     corners = [pg.example_episode(study, g, lam_, c) for g in (0.5, 0.75, 1.0)
                for lam_ in (0.0, 0.5, 1.0) for c in (0.0, 0.5, 1.0)]
-    fig, handles = gae_figure(study.chain.length, len(LAM_GRID), legend=False,
-                              numbers_in_title=False,
-                              episode_ylim=episode_ylim_of(corners, legend=False))
-    fig.enable_blit(handles["moving"])  # redraw only the curves, bars and one y-axis
+    figure = GaeFigure(study.chain.length, len(LAM_GRID), legend=False,
+                       numbers_in_title=False, episode_ylim=episode_ylim_of(corners, legend=False))
     curves: dict = {}  # (gamma, critic_error) -> stats over LAM_GRID
 
     def update(gamma, lam, critic_error):
@@ -49,7 +41,7 @@ def gae_panel(gamma: float = 1.0, lam: float = 0.95, critic_error: float = 0.5,
         stats = curves[key]
         here = pg.gae_gradient_stats(study, gamma, [lam], critic_error)
         episode = pg.example_episode(study, gamma, lam, critic_error)
-        update_gae_figure(handles, episode, stats, lam, gamma, critic_error)
+        figure.update(episode, stats, lam, gamma, critic_error)
         best = int(stats["mse"].argmin())
         return {
             "A_0 (this lambda)": float(episode["advantages"][0]),
@@ -70,7 +62,7 @@ def gae_panel(gamma: float = 1.0, lam: float = 0.95, critic_error: float = 0.5,
     }
     return Panel(
         "GAE: from one-step TD (lambda = 0) to Monte Carlo (lambda = 1)",
-        controls, fig, update,
+        controls, figure, update,
         description=("Critic error 0: the true values; 1: a critic that only knows the "
                      "position. Left: grey bars = token rewards, squares = critic V(s_t), "
                      "blue = GAE advantage, dashed orange = lambda 0 (TD error), dashed "
@@ -90,16 +82,15 @@ def entropy_bonus_panel(ent_coef: float = 0.1, steps: int = 100, num_seeds: int 
     problem = pg.one_token_problem()
     grid = [i / 20 for i in range(21)]
     runs = pg.entropy_bonus_run(problem, grid, steps=steps, num_seeds=num_seeds)
-    fig, handles = entropy_figure(steps, problem.tokens, legend=False)
-    fig.enable_blit(handles["moving"])  # redraw only the curves and bars
+    figure = EntropyFigure(steps, problem.tokens, legend=False)
 
     def update(ent_coef):
         k = min(range(len(grid)), key=lambda i: abs(grid[i] - ent_coef))
         c = grid[k]
         target = (problem.rewards / c).softmax(-1) if c > 0 else \
             (problem.rewards == problem.rewards.max()).to(problem.rewards.dtype)
-        update_entropy_figure(handles, runs["entropy"][k], runs["entropy"][0],
-                              float(runs["limit_entropy"][k]), runs["probs"][k], target)
+        figure.update(runs["entropy"][k], runs["entropy"][0], float(runs["limit_entropy"][k]),
+                      runs["probs"][k], target)
         return {
             "ent_coef": c,
             "entropy after training": float(runs["entropy"][k, -1]),
@@ -112,7 +103,7 @@ def entropy_bonus_panel(ent_coef: float = 0.1, steps: int = 100, num_seeds: int 
     controls = {"ent_coef": slider("ent_coef", ent_coef, 0.0, 1.0, 0.05)}
     return Panel(
         "The entropy bonus: loss = policy loss - ent_coef * H(pi)",
-        controls, fig, update,
+        controls, figure, update,
         description=(f"{num_seeds} seeds x {steps} steps of REINFORCE (8 samples per step, "
                      "leave-one-out baseline); the bonus is in units of reward. Left: blue = "
                      "entropy with this ent_coef, red = without the bonus, dashed = entropy "

@@ -93,7 +93,7 @@ def training_panel(initial: TrainResult | None = None) -> Panel:
     panel = Panel(
         "Train the toy task: pick an algorithm, press Run",
         controls,
-        drawing.figure,
+        drawing,
         update,
         run_button=True,
         description="Each Run trains a fresh 100k-parameter policy from the seed: about a "

@@ -25,7 +25,6 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
     """
     lab = ZeroLossLab() if lab is None else lab
     drawing = EpochCurvesFigure(max_epochs=MAX_EPOCHS)
-    drawing.figure.enable_blit(drawing.moving, drawing.on_top)  # redraw curves and y-axes
     cache: dict = {}
     controls = {
         "epochs": slider("inner epochs", 4, 1, MAX_EPOCHS, 1),
@@ -60,7 +59,7 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
     return Panel(
         "Why the loss sits at 0, and what moves it",
         controls,
-        drawing.figure,
+        drawing,
         update,
         description="Loss = aggregate(clipped surrogate) + beta * aggregate(k3 KL), pi_old "
                     "frozen at epoch 1, on one batch of 8 responses (vocabulary 256).",

@@ -37,18 +37,19 @@ def test_every_registered_panel_has_its_notebook():
 SELFTEST_CELLS = [
     """
     import numpy as np
-    from matplotlib.figure import Figure
 
     import rlviz.widgets as W
+    from rlviz.plots.live import LiveFigure
 
     x = np.linspace(0.0, 6.0, 50)
 
     def line_figure():
-        figure = Figure(figsize=(3, 2), dpi=60)
-        axes = figure.add_subplot()
+        live = LiveFigure(figsize=(3, 2), dpi=60)
+        axes = live.figure.add_subplot()
         (line,) = axes.plot(x, np.sin(x))
         axes.set_ylim(-3, 3)
-        return figure, line
+        live.moving = [line]  # what the updates change
+        return live, line
     """,
     # 0: a working slider panel (update on release, as for slow panels)
     """
