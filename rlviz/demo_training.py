@@ -9,6 +9,7 @@ import torch
 
 from .algorithms import policy_loss_wrapper
 from .config import Config
+from .losses.checks import check_one_of
 from .masks import compute_mask
 from .models import TinyPolicy
 
@@ -91,6 +92,18 @@ def train_step(
     return loss.item()
 
 
+def demo_models(cfg: Config, optimizer: str = "adam", dtype: torch.dtype | None = None):
+    """The demo's set-up: a ``TinyPolicy`` on ``cfg.device``, a frozen reference copy of it
+    (the same weights, never trained) and the policy's optimizer at ``cfg.lr`` ("adam", as
+    the demo, or "sgd"). Returns ``(policy, ref_policy, optimizer)``."""
+    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    check_one_of(optimizer, "optimizer", optimizers)
+    policy = TinyPolicy(cfg).to(device=cfg.device, dtype=dtype)
+    ref_policy = TinyPolicy(cfg).to(device=cfg.device, dtype=dtype)
+    ref_policy.load_state_dict(policy.state_dict())  # same start; the reference stays frozen
+    return policy, ref_policy, optimizers[optimizer](policy.parameters(), lr=cfg.lr)
+
+
 def run_demo(algo: str = "grpo", steps: int = 10, cfg: Config | None = None, print_fn=print):
     """The demo's loop: build policy and frozen reference, then ``steps`` train steps.
 
@@ -101,11 +114,7 @@ def run_demo(algo: str = "grpo", steps: int = 10, cfg: Config | None = None, pri
     cfg.algo = algo
     print_fn("Using algo:", cfg.algo)
 
-    policy = TinyPolicy(cfg).to(cfg.device)
-    ref_policy = TinyPolicy(cfg).to(cfg.device)
-    ref_policy.load_state_dict(policy.state_dict())  # same start; the reference stays frozen
-
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    policy, ref_policy, optimizer = demo_models(cfg)
 
     num_prompts_per_batch = 2
     bs = cfg.group_num * num_prompts_per_batch

@@ -1,5 +1,8 @@
 """Slow, obviously correct references shared by several test files (plain Python floats)."""
 
+import itertools
+import statistics
+
 
 def loop_gae(rewards, values, gamma, lam):
     """GAE of one episode by the backward recursion, value 0 after the last step:
@@ -54,3 +57,36 @@ def ref_token_weights(mask, mode, max_len=None):
             w = 1.0 / (batch * (max_len or seq_len))
         weights.append([w if m else 0.0 for m in row])
     return weights
+
+
+def loop_group_advantages(rewards, group_size, scale="group", eps=1e-6, batch_std=None):
+    """Group advantages, one group of ``group_size`` consecutive rewards at a time:
+    A_i = (r_i - mean_g) / (std_g + eps) for scale "group" (unbiased std, n - 1),
+    (r_i - mean_g) / (batch_std + eps) for "batch" (``batch_std``: the unbiased std of all
+    the rewards unless given), r_i - mean_g for "none"; 0 for every response of a group
+    of one or of equal rewards."""
+    rewards = [float(r) for r in rewards]
+    if batch_std is None:
+        batch_std = statistics.stdev(rewards) if len(rewards) > 1 else 0.0
+    out = []
+    for start in range(0, len(rewards), group_size):
+        group = rewards[start:start + group_size]
+        mean = sum(group) / len(group)
+        if len(group) == 1 or max(group) == min(group):
+            out += [0.0] * len(group)
+            continue
+        divisor = {"group": statistics.stdev(group) + eps, "batch": batch_std + eps,
+                   "none": 1.0}[scale]
+        out += [(r - mean) / divisor for r in group]
+    return out
+
+
+def loop_expected_abs_advantage(p, group_size, scale, eps, batch_std=0.5):
+    """E[sum_i |A_i|] of one group of 0/1 rewards with success rate p, by enumerating all
+    2^G outcomes (scale "batch": a batch whose reward std is ``batch_std``)."""
+    total = 0.0
+    for outcome in itertools.product((0.0, 1.0), repeat=group_size):
+        k = int(sum(outcome))
+        advantages = loop_group_advantages(outcome, group_size, scale, eps, batch_std)
+        total += p**k * (1 - p) ** (group_size - k) * sum(abs(a) for a in advantages)
+    return total

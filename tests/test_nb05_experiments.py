@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 import torch
+from references import loop_expected_abs_advantage, loop_group_advantages
 
 from rlviz.experiments import groups as ex
 
@@ -17,34 +18,6 @@ MODES = ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum", "seq-mean-to
 # ---------------------------------------------------------------------------------------
 # references written here, in plain Python
 # ---------------------------------------------------------------------------------------
-def ref_group_advantages(rewards, group_size, use_std, eps):
-    out = []
-    for start in range(0, len(rewards), group_size):
-        group = rewards[start:start + group_size]
-        mean = sum(group) / len(group)
-        if max(group) == min(group):
-            out += [0.0] * len(group)
-            continue
-        std = statistics.stdev(group)  # unbiased (n - 1)
-        out += [(r - mean) / (std + eps) if use_std else r - mean for r in group]
-    return out
-
-
-def brute_force_expected_abs(p, group_size, use_std, eps, batch_std=None):
-    """E[sum_i |A_i|] by enumerating all 2^G reward vectors of one group."""
-    total = 0.0
-    for outcome in itertools.product((0.0, 1.0), repeat=group_size):
-        k = int(sum(outcome))
-        prob = p**k * (1 - p) ** (group_size - k)
-        if batch_std is None:
-            adv = ref_group_advantages(list(outcome), group_size, use_std, eps)
-        else:
-            adv = [a / (batch_std + eps)
-                   for a in ref_group_advantages(list(outcome), group_size, False, 0.0)]
-        total += prob * sum(abs(a) for a in adv)
-    return total
-
-
 def brute_force_share_all_equal(p, group_size):
     return sum(p ** sum(o) * (1 - p) ** (group_size - sum(o))
                for o in itertools.product((0, 1), repeat=group_size) if len(set(o)) == 1)
@@ -75,10 +48,10 @@ def ref_aggregation_weight(lengths, mode, max_len):
 def test_advantage_steps_match_plain_python():
     rewards = [1.0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1, 1, 1, 1]
     steps = ex.advantage_steps(torch.tensor(rewards), 4)
-    assert steps["grpo"].tolist() == pytest.approx(ref_group_advantages(rewards, 4, True, 1e-6),
+    assert steps["grpo"].tolist() == pytest.approx(loop_group_advantages(rewards, 4, "group", 1e-6),
                                                    abs=1e-9)
     assert steps["group_centred"].tolist() == pytest.approx(
-        ref_group_advantages(rewards, 4, False, 0.0), abs=1e-12)
+        loop_group_advantages(rewards, 4, "none", 0.0), abs=1e-12)
     batch_mean = sum(rewards) / len(rewards)
     assert steps["batch_centred"].tolist() == pytest.approx([r - batch_mean for r in rewards])
     assert steps["group_std"].tolist() == pytest.approx(
@@ -91,7 +64,7 @@ def test_advantage_steps_match_plain_python():
 def test_graded_rewards_flip_signs():
     graded = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1]
     steps = ex.advantage_steps(torch.tensor(graded, dtype=torch.float64), 4)
-    group = ref_group_advantages(graded, 4, False, 0.0)
+    group = loop_group_advantages(graded, 4, "none", 0.0)
     batch = [r - 0.5 for r in graded]
     expected = [(g > 0) != (b > 0) for g, b in zip(group, batch)]
     assert steps["sign_differs"].tolist() == expected
@@ -129,8 +102,8 @@ def test_sampled_share_all_equal_is_close_to_closed_form():
 def test_per_k_values_against_plain_python(group_size, eps):
     for k in range(group_size + 1):
         rewards = [1.0] * k + [0.0] * (group_size - k)
-        group = sum(abs(a) for a in ref_group_advantages(rewards, group_size, True, eps))
-        none = sum(abs(a) for a in ref_group_advantages(rewards, group_size, False, 0.0))
+        group = sum(abs(a) for a in loop_group_advantages(rewards, group_size, "group", eps))
+        none = sum(abs(a) for a in loop_group_advantages(rewards, group_size, "none", 0.0))
         assert ex.abs_advantage_sum_given_k(k, group_size, "group", eps) == pytest.approx(group)
         assert ex.abs_advantage_sum_given_k(k, group_size, "none", eps) == pytest.approx(none)
         assert ex.abs_advantage_sum_given_k(k, group_size, "batch", eps, batch_std=0.4) == \
@@ -155,8 +128,7 @@ def test_closed_forms_of_the_issue():
 @pytest.mark.parametrize("p", [0.0, 0.05, 0.3, 0.5, 1.0])
 def test_expected_abs_advantage_against_enumeration(scale, p):
     group_size, eps = 6, 1e-4
-    batch_std = 0.5 if scale == "batch" else None
-    expected = brute_force_expected_abs(p, group_size, scale == "group", eps, batch_std)
+    expected = loop_expected_abs_advantage(p, group_size, scale, eps)  # batch std 0.5
     assert ex.expected_abs_advantage(p, group_size, scale, eps) == pytest.approx(expected,
                                                                                 abs=1e-12)
     curve = ex.abs_advantage_curve([p, 0.5], group_size, scale, eps)
@@ -175,7 +147,7 @@ def test_sampled_abs_advantage_is_within_standard_errors(scale):
     p_values = [0.1, 0.5, 0.9]
     sampled = ex.sampled_abs_advantage(p_values, 5, scale, eps=1e-6, num_batches=3000, seed=3)
     for p, mean, stderr in zip(p_values, sampled["mean"].tolist(), sampled["stderr"].tolist()):
-        expected = brute_force_expected_abs(p, 5, scale == "group", 1e-6)
+        expected = loop_expected_abs_advantage(p, 5, scale, 1e-6)
         assert abs(mean - expected) < 4 * stderr
 
 
@@ -225,7 +197,7 @@ def test_aggregation_coefficients_against_definitions(mode):
 def test_token_weights_are_advantage_times_coefficient(mode, scale):
     lengths, rewards, max_len = [5, 20, 5, 30], [1.0, 1.0, 0.0, 0.0], 32
     result = ex.token_weights(lengths, rewards, mode, max_len, scale)
-    adv = ref_group_advantages(rewards, 4, scale == "group", 1e-6)
+    adv = loop_group_advantages(rewards, 4, scale, 1e-6)
     coeff = ref_aggregation_weight(lengths, mode, max_len)
     expected = [[a * c for c in row] for a, row in zip(adv, coeff)]
     assert result["weights"].tolist() == [pytest.approx(row, abs=1e-12) for row in expected]

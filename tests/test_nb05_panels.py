@@ -2,13 +2,13 @@
 plain-Python computations; the cached-background (blit) render matches a full render."""
 
 import io
-import itertools
 import math
 import statistics
 
 import numpy as np
 import pytest
 from PIL import Image
+from references import loop_expected_abs_advantage
 
 from rlviz.experiments import groups as ex
 from rlviz.plots import groups as plots
@@ -16,25 +16,6 @@ from rlviz.widgets import PANEL_REGISTRY, group_std_bias_panel, length_bias_pane
 from rlviz.widgets.common import render_png
 
 MODES = ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
-
-
-def expected_signal(p, group_size, scale, eps):
-    """E[sum_i |A_i|] by enumerating every outcome of the group (batch: std 0.5)."""
-    total = 0.0
-    for outcome in itertools.product((0.0, 1.0), repeat=group_size):
-        k = int(sum(outcome))
-        if k in (0, group_size):
-            continue
-        mean = k / group_size
-        centred = [r - mean for r in outcome]
-        if scale == "group":
-            divisor = statistics.stdev(outcome) + eps
-        elif scale == "batch":
-            divisor = 0.5 + eps
-        else:
-            divisor = 1.0
-        total += p**k * (1 - p) ** (group_size - k) * sum(abs(c) / divisor for c in centred)
-    return total
 
 
 def test_panels_are_registered_for_notebook_05():
@@ -48,8 +29,8 @@ def test_std_bias_panel_numbers(scale):
     for group_size, p, eps in [(5, 0.2, 1e-6), (8, 0.5, 0.1), (2, 0.9, 0.0), (6, 0.0, 1e-4)]:
         panel.set(group_size=group_size, p=p, eps=eps, scale=scale)
         values = panel.values
-        expected = expected_signal(p, group_size, scale, eps)
-        half = expected_signal(0.5, group_size, scale, eps)
+        expected = loop_expected_abs_advantage(p, group_size, scale, eps)
+        half = loop_expected_abs_advantage(0.5, group_size, scale, eps)
         assert values["E sum|A| at p"] == pytest.approx(expected, abs=1e-10)
         assert values["relative to p = 0.5"] == pytest.approx(expected / half, abs=1e-10)
         assert values["no-signal share"] == pytest.approx(p**group_size + (1 - p) ** group_size)

@@ -12,13 +12,13 @@ Pure torch, no plotting.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..config import Config
 from ..losses import aggregate, clipped_surrogate, group_advantages, surrogate_metrics
+from ..losses.checks import check_int, check_number, check_positive_int
 from ..models import TinyPolicy
 from ..threads import one_torch_thread
 
@@ -84,10 +84,8 @@ def surrogate_curves(advantage: float = 1.0, eps_low: float = 0.2, eps_high: flo
     the clipped one is); ``unclipped`` = rho A for reference; ``flat`` = the rho
     intervals where the gradient is exactly 0 (from autograd, not from the formula).
     """
-    if points < 2:
-        raise ValueError(f"points must be >= 2, got {points}")
-    if not rho_max > 0:
-        raise ValueError(f"rho_max must be > 0, got {rho_max}")
+    check_int(points, "points", low=2)
+    check_number(rho_max, "rho_max", 0.0)
     rho = torch.linspace(rho_max / points, rho_max, points, dtype=torch.float64)  # (N,)
     loss, grad = _token_loss_and_grad(rho, advantage, eps_low, eps_high, dual_clip)
     objective_grad = -grad  # (N,) d(-loss)/d logp
@@ -202,10 +200,8 @@ class ClippingExperiment:
         """``epochs`` Adam steps at ``lr`` from the sampling weights, on the same batch, with
         ``old_logp`` frozen: the clipped surrogate (``rlviz.clipped_surrogate``) aggregated
         with ``mode``. Returns one ``EpochRecord`` per epoch."""
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        check_positive_int(epochs, "epochs")
+        check_number(lr, "lr", 0.0)
         with one_torch_thread():
             return self._run(epochs, lr, eps_low, eps_high, dual_clip, level, mode)
 
@@ -237,8 +233,7 @@ class ClippingExperiment:
 
     def response(self, record: EpochRecord, row: int) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Response ``row`` at the epoch of ``record``: (logp (R,), old_logp (R,), A)."""
-        if not 0 <= row < self.old_logp.shape[0]:
-            raise ValueError(f"row must lie in [0, {self.old_logp.shape[0] - 1}], got {row}")
+        check_int(row, "row", 0, self.old_logp.shape[0] - 1)
         start = self.cfg.input_len
         old = self.old_logp[row, start:]  # (R,)
         logp = old + torch.log(record.ratio[row, start:])  # (R,)

@@ -26,6 +26,7 @@ from ..losses import (
 )
 from ..losses.advantages import ADV_SCALES
 from ..losses.aggregation import AGG_MODES
+from ..losses.checks import check_int, check_number, check_one_of
 from ..masks import compute_mask, mask_from_lengths
 from ..models import TinyPolicy
 from ..threads import one_torch_thread
@@ -67,17 +68,13 @@ BATCH_STD_SPREAD = 0.5
 
 
 def _check_group(group_size, p=None):
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
-        raise ValueError(f"group_size must be an int >= 2, got {group_size!r}")
+    check_int(group_size, "group_size", low=2)
     if p is not None:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a success probability in [0, 1], got {p!r}")
+        check_number(p, "p (a success probability)", 0.0, 1.0, low_open=False, high_open=False)
 
 
 def _check_scale(scale):
-    if scale not in ADV_SCALES:
-        raise ValueError(f"Unknown scale: {scale!r}. Valid values: "
-                         + ", ".join(repr(s) for s in ADV_SCALES))
+    check_one_of(scale, "scale", ADV_SCALES)
 
 
 # ---------------------------------------------------------------------------------------
@@ -347,9 +344,7 @@ def _group_batch(cfg: Config, num_prompts: int, seed: int, kind: str = "independ
     the prompts' gradients are unrelated. ``"copies"``: one such group repeated P times,
     so every prompt pushes the same way (the most the prompts can agree).
     """
-    if kind not in BATCH_KINDS:
-        raise ValueError(f"Unknown kind: {kind!r}. Valid values: "
-                         + ", ".join(repr(k) for k in BATCH_KINDS))
+    check_one_of(kind, "kind", BATCH_KINDS)
     generator = torch.Generator().manual_seed(seed + 1)
     groups = num_prompts if kind == "independent" else 1
     size = groups * cfg.group_num

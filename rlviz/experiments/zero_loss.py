@@ -15,7 +15,7 @@ import torch
 
 from ..algorithms import policy_loss_wrapper
 from ..config import Config
-from ..demo_training import compute_advantage_from_reward, make_fake_batch
+from ..demo_training import compute_advantage_from_reward, demo_models, make_fake_batch
 from ..losses import (
     aggregate,
     clipped_surrogate,
@@ -23,6 +23,7 @@ from ..losses import (
     kl_estimate,
     surrogate_metrics,
 )
+from ..losses.checks import check_number, check_one_of, check_positive_int
 from ..masks import compute_mask, mask_from_lengths
 from ..models import TinyPolicy
 from ..threads import one_torch_thread
@@ -166,10 +167,8 @@ def run_demo_diagnostics(algo: str = "grpo", steps: int = 10, cfg: Config | None
     thread (see ``one_torch_thread``); by default it does for vocabularies up to 4096.
     Returns the list of records, or ``(records, policy)`` with ``return_policy=True``.
     """
-    if algo not in ("ppo", "grpo"):
-        raise ValueError(f"algo must be the demo's 'ppo' or 'grpo', got {algo!r}")
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    check_one_of(algo, "algo (the demo's)", ("ppo", "grpo"))
+    check_one_of(optimizer, "optimizer", ("adam", "sgd"))
     cfg = replace(Config() if cfg is None else cfg, algo=algo)
     if single_thread is None:
         single_thread = cfg.vocab_size <= 4096
@@ -184,13 +183,7 @@ def run_demo_diagnostics(algo: str = "grpo", steps: int = 10, cfg: Config | None
 def _demo_loop(cfg, steps, optimizer, loss_scale, seed, dtype):
     if seed is not None:
         torch.manual_seed(seed)
-    policy = TinyPolicy(cfg).to(device=cfg.device, dtype=dtype)
-    ref_policy = TinyPolicy(cfg).to(device=cfg.device, dtype=dtype)
-    ref_policy.load_state_dict(policy.state_dict())
-    if optimizer == "adam":
-        opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
-    else:
-        opt = torch.optim.SGD(policy.parameters(), lr=cfg.lr)
+    policy, ref_policy, opt = demo_models(cfg, optimizer, dtype)
     bs = cfg.group_num * 2  # the demo's two prompts per batch
     records = []
     for step in range(steps):
@@ -310,10 +303,7 @@ def inner_epoch_losses(algo: str = "grpo", epochs: int = 4, cfg: Config | None =
 
 def _inner_epoch_losses(cfg: Config, algo: str, epochs: int, seed: int) -> list[dict]:
     torch.manual_seed(seed)
-    policy = TinyPolicy(cfg)
-    ref_policy = TinyPolicy(cfg)
-    ref_policy.load_state_dict(policy.state_dict())
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    policy, ref_policy, opt = demo_models(cfg)
     input_ids, actions, rewards = make_fake_batch(cfg, cfg.group_num * 2)
     with torch.no_grad():
         old = policy.log_prob(input_ids, actions)  # (B, T), frozen for all epochs
@@ -388,8 +378,7 @@ class ZeroLossLab:
 
     def lengths(self, spread: float) -> torch.Tensor:
         """Response lengths (B,) for a spread in [0, 1]: all 24 at 0, 4..24 at 1."""
-        if not 0.0 <= spread <= 1.0:
-            raise ValueError(f"spread must lie in [0, 1], got {spread}")
+        check_number(spread, "spread", 0.0, 1.0, low_open=False, high_open=False)
         cut = torch.round(spread * (self.max_response - 4) * self.length_draws)
         return (self.max_response - cut).long()
 
@@ -409,10 +398,8 @@ class ZeroLossLab:
         """Train ``epochs`` steps from the initial weights; lists per epoch of ``loss``,
         ``policy_term``, ``kl_term`` (beta times the KL part), ``grad_norm`` and
         ``clipfrac`` (share of tokens the clip stopped), all before that epoch's step."""
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
+        check_positive_int(epochs, "epochs")
+        check_number(beta, "beta", 0.0, low_open=False)
         with one_torch_thread():
             return self._run(epochs, beta, spread, mode, centred)
 

@@ -76,15 +76,24 @@ def check_number(value, name: str, low: float | None = None, high: float | None 
     return value
 
 
-def check_positive_int(value, name: str) -> int:
-    """An ``int`` >= 1 (Python int or 0-dim integer tensor)."""
+def check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:
+    """An ``int`` (Python int or 0-dim integer tensor) in the closed range [low, high]."""
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
         value = int(value.item())
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+        if low is None:
+            raise ValueError(f"{name} must be <= {high}, got {value}")
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")
     return value
+
+
+def check_positive_int(value, name: str) -> int:
+    """An ``int`` >= 1 (Python int or 0-dim integer tensor)."""
+    return check_int(value, name, low=1)
 
 
 def per_response(x: torch.Tensor, name: str, batch: int, shape: torch.Size) -> torch.Tensor:

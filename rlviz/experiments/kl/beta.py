@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from ...losses.checks import check_number, check_one_of
 from ...losses.kl import KL_KINDS, kl_estimate
 from .tokens import exact_kl, sample_from_logp
 
@@ -27,8 +28,7 @@ def toy_bandit(vocab_size: int = 10, seed: int = 3) -> tuple[torch.Tensor, torch
 
 def reverse_kl_optimum(ref_logp: torch.Tensor, reward: torch.Tensor, beta: float) -> torch.Tensor:
     """argmax_pi E_pi[r] - beta KL(pi || ref) = ref * exp(r / beta) / Z, as log-probs (V,)."""
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
+    check_number(beta, "beta", 0.0)
     return (ref_logp + reward / beta).log_softmax(-1)
 
 
@@ -39,8 +39,7 @@ def forward_kl_optimum(ref_logp: torch.Tensor, reward: torch.Tensor, beta: float
     Stationarity: r_x + beta ref_x / pi_x = lam, so pi_x = beta ref_x / (lam - r_x) with
     lam > max r chosen by bisection so that the pi_x sum to 1.
     """
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
+    check_number(beta, "beta", 0.0)
     ref = ref_logp.exp()
     r_max = reward.max().item()
     low, high = r_max, r_max + beta + 1.0  # sum at `high` is <= beta / (beta + 1) < 1
@@ -87,9 +86,8 @@ def train_toy_policy(ref_logp: torch.Tensor, reward: torch.Tensor, beta: float,
     forward-KL optimum), or None (no KL term). Returns final log-probs, and the history of
     E[r] and KL(pi || ref).
     """
-    if kl_in_loss is not None and kl_in_loss not in KL_KINDS:
-        raise ValueError(f"Unknown kl_in_loss: {kl_in_loss!r}. Valid values: "
-                         f"{', '.join(map(repr, KL_KINDS))} or None")
+    if kl_in_loss is not None:
+        check_one_of(kl_in_loss, "kl_in_loss", KL_KINDS)
     ref_logp = ref_logp.detach().to(F64)
     start = ref_logp if init_logits is None else init_logits.detach().to(F64)
     theta = start.clone().requires_grad_(True)
@@ -140,9 +138,8 @@ class AdaptiveKLController:
     """
 
     def __init__(self, init_beta: float, target: float, horizon: float):
-        if not init_beta > 0 or not target > 0 or not horizon > 0:
-            raise ValueError(f"init_beta, target and horizon must be > 0, got "
-                             f"{init_beta}, {target}, {horizon}")
+        for value, name in ((init_beta, "init_beta"), (target, "target"), (horizon, "horizon")):
+            check_number(value, name, 0.0)
         self.value = float(init_beta)
         self.target = float(target)
         self.horizon = float(horizon)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 
 from ...config import Config, set_seed
-from ...demo_training import make_fake_batch, train_step
+from ...demo_training import demo_models, make_fake_batch, train_step
 from ...losses.aggregation import aggregate
 from ...losses.demo import grpo_kl, grpo_loss
 from ...losses.kl import kl_estimate
 from ...masks import compute_mask
-from ...models import TinyPolicy
 from ...threads import one_torch_thread
-from .tokens import exact_kl
+from .tokens import exact_kl, sample_from_logp
 
 F64 = torch.float64
 
@@ -49,10 +48,7 @@ def _demo_kl_trace(steps: int, vocab_size: int, seed: int, sample_seed: int) -> 
     cfg = Config(vocab_size=vocab_size, device="cpu")
     cfg.algo = "grpo"
     set_seed(seed)
-    policy = TinyPolicy(cfg)
-    ref_policy = TinyPolicy(cfg)
-    ref_policy.load_state_dict(policy.state_dict())
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    policy, ref_policy, optimizer = demo_models(cfg)
     bs = cfg.group_num * 2  # the demo's num_prompts_per_batch = 2
     generator = torch.Generator().manual_seed(sample_seed)
     keys = ("demo_kl", "demo_kl_term", "paper_kl_term", "uniform_expectation", "exact_kl",
@@ -74,8 +70,7 @@ def _demo_kl_trace(steps: int, vocab_size: int, seed: int, sample_seed: int) -> 
             per_pos_uniform = (logp_all - ref_all).mean(-1)  # (B, T)
             per_pos_kl = exact_kl(logp_all, ref_all)  # (B, T)
             uniforms = torch.rand(bs, cfg.seq_len, 1, generator=generator, dtype=F64)
-            cdf = logp_all.to(F64).exp().cumsum(-1)  # (B, T, V)
-            sampled = torch.searchsorted(cdf, uniforms).clamp_max(vocab_size - 1)  # (B, T, 1)
+            sampled = sample_from_logp(logp_all.to(F64), uniforms)  # (B, T, 1)
             k3_pol = kl_estimate(logp_all.gather(-1, sampled).squeeze(-1),
                                  ref_all.gather(-1, sampled).squeeze(-1), "k3")  # (B, T)
             trace["demo_kl"].append(grpo_kl(logp, ref_logp, mask).mean().item())

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from ...losses.checks import check_int, check_number, check_one_of
 from ...losses.kl import KL_KINDS, kl_estimate
 
 F64 = torch.float64
@@ -27,11 +28,9 @@ SCHULMAN_PUBLISHED = {
 
 
 def _check_mu(mu) -> float:
-    if isinstance(mu, bool) or not isinstance(mu, (int, float)):
-        raise TypeError(f"mu must be a number, got {type(mu).__name__}")
-    mu = float(mu)
-    if not math.isfinite(mu) or mu == 0.0:
-        raise ValueError(f"mu must be finite and non-zero (the true KL mu^2/2 divides), got {mu}")
+    mu = check_number(mu, "mu")
+    if mu == 0.0:
+        raise ValueError("mu must be non-zero (the true KL mu^2/2 divides), got 0")
     return mu
 
 
@@ -96,8 +95,7 @@ def gaussian_estimator_moments(mu: float, kind: str, n_nodes: int = 160) -> tupl
     mu = 1 is dominated by rare huge values, hence the exact moments.
     """
     mu = _check_mu(mu)
-    if kind not in KL_KINDS:
-        raise ValueError(f"Unknown kind: {kind!r}. Valid values: {', '.join(map(repr, KL_KINDS))}")
+    check_one_of(kind, "kind", KL_KINDS)
     nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)  # weight exp(-x^2 / 2)
     weights = weights / weights.sum()
     s = mu * nodes - mu * mu / 2  # log r at the nodes
@@ -117,8 +115,7 @@ def schulman_table(mus=SCHULMAN_MUS, n_samples: int = 2_000_000, seed: int = 0) 
     bias_published, std_mc, std_se, std_exact, std_published, bias_ok, std_ok
     (``*_ok``: |MC - exact| < 4 standard errors). Published values are None for other mu.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-        raise ValueError(f"n_samples must be an int >= 2, got {n_samples!r}")
+    check_int(n_samples, "n_samples", low=2)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(n_samples, generator=generator, dtype=F64)  # (N,)
     rows = []
@@ -190,9 +187,7 @@ def gaussian_panel_data(x_pool: torch.Tensor, mu: float, n_samples: int, bins: i
     histograms of k1, k2, k3 on common bins (covering each one's central 99 %), running
     averages at ~``n_points`` log-spaced sample counts, and per-estimator stats next to the
     closed forms."""
-    n = int(n_samples)
-    if not 2 <= n <= x_pool.numel():
-        raise ValueError(f"n_samples must be in [2, {x_pool.numel()}], got {n}")
+    n = check_int(int(n_samples), "n_samples", 2, x_pool.numel())
     exact = gaussian_closed_form(mu)
     true_kl = exact["true_kl"]
     estimates = gaussian_estimates(x_pool[:n], mu)

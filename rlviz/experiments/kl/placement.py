@@ -12,7 +12,7 @@ from ...losses.critic import gae
 from ...losses.kl import kl_estimate
 from ...losses.surrogate import clipped_surrogate
 from ...masks import mask_from_lengths
-from .tokens import exact_kl
+from .tokens import exact_kl, sample_from_logp
 
 F64 = torch.float64
 
@@ -50,8 +50,7 @@ def kl_placement_batch(beta: float = 0.1, lengths=(8, 5, 7, 3), vocab_size: int 
     policy_all = policy_logits.log_softmax(-1)  # (B, T, V)
     ref_all = ref_logits.log_softmax(-1)  # (B, T, V)
     uniforms = torch.rand(batch, seq_len, 1, generator=generator, dtype=F64)
-    cdf = policy_all.exp().cumsum(-1)  # (B, T, V)
-    tokens = torch.searchsorted(cdf, uniforms).clamp_max(vocab_size - 1)  # (B, T, 1)
+    tokens = sample_from_logp(policy_all, uniforms)  # (B, T, 1)
     logp0 = policy_all.gather(-1, tokens).squeeze(-1)  # (B, T)
     ref_logp = ref_all.gather(-1, tokens).squeeze(-1)  # (B, T)
     rewards = torch.tensor([1.0, 0.0, 1.0, 0.0] * (batch // 4 + 1), dtype=F64)[:batch]  # (B,)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from ...losses.checks import check_int, check_number
 from ...losses.kl import KL_KINDS, kl_estimate
 from .gaussian import histogram
 
@@ -36,8 +37,7 @@ def token_distributions(vocab_size: int = 1000, shift: float = 1.0, temperature:
 
 def _token_logits(vocab_size: int, ref_scale: float, seed: int):
     """Reference logits (V,) and the drift direction (V,), seeded."""
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
-        raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
+    check_int(vocab_size, "vocab_size", low=2)
     generator = torch.Generator().manual_seed(seed)
     ref_logits = ref_scale * torch.randn(vocab_size, generator=generator, dtype=F64)  # (V,)
     direction = torch.randn(vocab_size, generator=generator, dtype=F64)  # (V,)
@@ -45,15 +45,17 @@ def _token_logits(vocab_size: int, ref_scale: float, seed: int):
 
 
 def _drifted(ref_logits, direction, shift, temperature):
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_number(temperature, "temperature", 0.0)
     policy_logits = (ref_logits + shift * direction) / temperature  # (V,)
     return policy_logits.log_softmax(-1), ref_logits.log_softmax(-1)
 
 
 def sample_from_logp(logp: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-    """Tokens x ~ exp(logp) (V,) by inverse CDF from ``uniforms`` in [0, 1) of any shape."""
-    cdf = logp.exp().cumsum(-1)  # (V,)
+    """Tokens x ~ exp(logp) by inverse CDF: x is the first token whose cumulative
+    probability exceeds u. ``logp`` (V,) with ``uniforms`` in [0, 1) of any shape, or
+    ``logp`` (..., V) with ``uniforms`` (..., n) of the same leading shape (one
+    distribution per position, n draws from each); the tokens have the uniforms' shape."""
+    cdf = logp.exp().cumsum(-1)  # (..., V)
     tokens = torch.searchsorted(cdf, uniforms.contiguous())  # same shape as uniforms
     return tokens.clamp_max(logp.shape[-1] - 1)  # guards u > cdf[-1] after rounding
 
@@ -96,9 +98,7 @@ class TokenKLExperiment:
         (exact E_U of each kind), kl_u_ref and kl_u_pi, policy_steps / uniform_steps
         (kind -> (n_steps,) per-step means), and the two distributions.
         """
-        n = int(samples_per_step)
-        if not 1 <= n <= self.max_samples:
-            raise ValueError(f"samples_per_step must be in [1, {self.max_samples}], got {n}")
+        n = check_int(int(samples_per_step), "samples_per_step", 1, self.max_samples)
         policy_logp, ref_logp = _drifted(self.ref_logits, self.direction, shift, temperature)
         policy_tokens = sample_from_logp(policy_logp, self.uniforms[:, :n])  # (S, n)
         uniform_tokens = self.uniform_tokens[:, :n]  # (S, n)

@@ -11,6 +11,7 @@ from ...losses import (
     gae,
     group_advantages,
 )
+from ...losses.checks import check_positive_int
 from ...threads import one_torch_thread
 from .token_chain import (
     GaeStudy,
@@ -41,8 +42,7 @@ def group_baseline_stats(chain: TokenChain, group_size: int, num_episodes: int =
     group mean contains R_i itself, so with scale "none" the expectation is (G - 1) / G of
     the gradient) and ``noise`` = std / |mean|, the noise-to-signal ratio (scale-free).
     """
-    if group_size < 1:
-        raise ValueError(f"group_size must be >= 1, got {group_size!r}")
+    check_positive_int(group_size, "group_size")
     num_groups = max(num_episodes // group_size, 1)
     actions = sample_sequences(chain, group_size * num_groups, seed)  # (B, T)
     total = chain.token_rewards(actions).sum(-1)  # (B,)

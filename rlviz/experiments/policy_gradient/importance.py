@@ -8,6 +8,7 @@ from ...formatting import fmt  # noqa: F401 (re-exported for the notebook)
 from ...losses import (
     clipped_surrogate,
 )
+from ...losses.checks import check_one_of, check_positive_int
 from ...threads import one_torch_thread
 from .one_token import OneTokenProblem, exact_gradient, sample_actions, score
 
@@ -123,8 +124,7 @@ def _epochs_on_batches(problem: OneTokenProblem, loss: str, actions: torch.Tenso
     Each batch has its own logits theta_s (S, K); the losses of different batches share
     no parameter, so one backward pass of their sum gives every batch its own gradient.
     """
-    if loss not in EPOCH_LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}. Valid: {', '.join(EPOCH_LOSSES)}")
+    check_one_of(loss, "loss", EPOCH_LOSSES)
     p_old = problem.probs  # (K,)
     num_batches, num_samples = actions.shape
     adv = problem.rewards[actions] - problem.expected_reward  # (S, N)
@@ -191,8 +191,7 @@ def epochs_on_many_batches(problem: OneTokenProblem, loss: str, num_batches: int
     final probability of the token with the highest reward), ``ess`` (final N /
     E_old[rho^2]) and ``best_in_batch`` (bool: the batch contains that token).
     """
-    if not isinstance(num_batches, int) or num_batches < 1:
-        raise ValueError(f"num_batches must be an int >= 1, got {num_batches!r}")
+    check_positive_int(num_batches, "num_batches")
     actions = torch.cat([sample_actions(problem.probs, 1, num_samples, seed + b)
                          for b in range(num_batches)])  # (S, N)
     run = _epochs_on_batches(problem, loss, actions, epochs, lr, clip)

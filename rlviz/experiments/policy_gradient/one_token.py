@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ...formatting import fmt  # noqa: F401 (re-exported for the notebook)
+from ...losses.checks import check_positive_int
 from ...threads import one_torch_thread
 
 DTYPE = torch.float64
@@ -92,9 +93,8 @@ def score(probs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 def sample_actions(probs: torch.Tensor, num_seeds: int, num_samples: int,
                    seed: int = 0) -> torch.Tensor:
     """(S, N) token ids: S independent batches ("seeds") of N samples from ``probs`` (K,)."""
-    if num_seeds < 1 or num_samples < 1:
-        raise ValueError(f"num_seeds and num_samples must be >= 1, got {num_seeds}, "
-                         f"{num_samples}")
+    check_positive_int(num_seeds, "num_seeds")
+    check_positive_int(num_samples, "num_samples")
     generator = torch.Generator().manual_seed(seed)
     expanded = probs.detach().expand(num_seeds, -1)  # (S, K)
     return torch.multinomial(expanded, num_samples, replacement=True, generator=generator)

@@ -14,6 +14,7 @@ from ...losses import (
     kl_estimate,
     value_loss,
 )
+from ...losses.checks import check_int, check_number
 from ...threads import one_torch_thread
 
 DTYPE = torch.float64
@@ -41,14 +42,10 @@ class TokenChain:
     threshold: int = 5
 
     def __post_init__(self):
-        if not (isinstance(self.length, int) and 1 <= self.length <= 16):
-            raise ValueError(f"length must be an int in [1, 16], got {self.length!r}")
+        check_int(self.length, "length", 1, 16)  # 2**16 responses at most, enumerated
         for name in ("p_policy", "p_ref"):
-            value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta!r}")
+            check_number(getattr(self, name), name, 0.0, 1.0)
+        check_number(self.beta, "beta", 0.0, low_open=False)
 
     def token_logp(self, actions: torch.Tensor, p: float) -> torch.Tensor:
         """log P(a_t) per token for a Bernoulli(p) policy, same shape as ``actions``."""
@@ -136,8 +133,7 @@ def critic_values(chain: TokenChain, actions: torch.Tensor, gamma: float = 1.0,
     a blend of the true value (e = 0: a perfect critic) and the position-only average
     (e = 1: a critic that ignores how the answer is going), e = ``critic_error``.
     """
-    if not 0.0 <= critic_error <= 1.0:
-        raise ValueError(f"critic_error must lie in [0, 1], got {critic_error!r}")
+    check_number(critic_error, "critic_error", 0.0, 1.0, low_open=False, high_open=False)
     table = chain_values(chain, gamma)  # (T + 1, T + 1)
     avg = position_values(chain, table)  # (T,)
     counts = chain.counts_before(actions)  # (E, T)
