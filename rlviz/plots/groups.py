@@ -304,6 +304,18 @@ def plot_token_weights(data: dict) -> Figure:
 # ---------------------------------------------------------------------------------------
 # the demo's 1/group_num
 # ---------------------------------------------------------------------------------------
+def _prompts_axes(ax, ylabel: str, title: str, log_y: bool = False,
+                  legend_size: float = 8) -> None:
+    """An axes against the number of prompts P (log2 x-axis, log2 y-axis if ``log_y``)."""
+    ax.set_xscale("log", base=2)
+    if log_y:
+        ax.set_yscale("log", base=2)
+    ax.set_xlabel("number of prompts P")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=legend_size)
+    ax.set_title(title, fontsize=10)
+
+
 def plot_demo_scale(independent: dict, copies: dict, optimizers: dict) -> Figure:
     """Gradient norm and second-step loss of the demo's loss and of the mean over groups
     against the number of prompts P, and the update-size ratio demo / mean for Adam and SGD.
@@ -318,30 +330,17 @@ def plot_demo_scale(independent: dict, copies: dict, optimizers: dict) -> Figure
                      label=f"demo (sum / G), {kind}")
         ax_grad.plot(prompts, result["grad_mean"], "s" + style, color="tab:blue",
                      label=f"mean over groups, {kind}")
-    ax_grad.set_xscale("log", base=2)
-    ax_grad.set_yscale("log", base=2)
-    ax_grad.set_xlabel("number of prompts P")
-    ax_grad.set_ylabel("gradient norm at rho = 1")
-    ax_grad.legend(fontsize=6.5)
-    ax_grad.set_title("Gradient norm", fontsize=10)
-
+    _prompts_axes(ax_grad, "gradient norm at rho = 1", "Gradient norm", log_y=True,
+                  legend_size=6.5)
     ax_loss.plot(prompts, independent["loss_demo"], "o-", color="tab:red", label="demo")
     ax_loss.plot(prompts, independent["loss_mean"], "s-", color="tab:blue",
                  label="mean over groups")
     ax_loss.axhline(0.0, color="grey", lw=0.8)
-    ax_loss.set_xscale("log", base=2)
-    ax_loss.set_xlabel("number of prompts P")
-    ax_loss.set_ylabel("loss on the 2nd inner step")
-    ax_loss.legend(fontsize=8)
-    ax_loss.set_title("Loss after one Adam step (unrelated prompts)", fontsize=10)
-
+    _prompts_axes(ax_loss, "loss on the 2nd inner step",
+                  "Loss after one Adam step (unrelated prompts)")
     ax_opt.plot(prompts, optimizers["sgd_ratio"], "o-", color="tab:purple", label="SGD")
     ax_opt.plot(prompts, optimizers["adam_ratio"], "s-", color="tab:olive", label="Adam")
     ax_opt.plot(prompts, prompts, ":", color="grey", label="y = P")
-    ax_opt.set_xscale("log", base=2)
-    ax_opt.set_yscale("log", base=2)
-    ax_opt.set_xlabel("number of prompts P")
-    ax_opt.set_ylabel("update size: demo / mean")
-    ax_opt.legend(fontsize=8)
-    ax_opt.set_title("Update after 3 steps (unrelated prompts)", fontsize=10)
+    _prompts_axes(ax_opt, "update size: demo / mean", "Update after 3 steps (unrelated prompts)",
+                  log_y=True)
     return fig

@@ -46,6 +46,22 @@ def _plain_log_labels(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _plot_series(ax, x, result: dict, series) -> None:
+    """One line per ``(key, style, color, label[, plot keywords])``: ``result[key]``
+    against ``x``; a marker style ("o") draws points."""
+    for key, style, color, label, *extra in series:
+        ax.plot(x, _np(result[key]), style, color=color, label=label,
+                **({"ms": 5} if style == "o" else {}), **(extra[0] if extra else {}))
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Axis labels, title and legend of one axes."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
 def _figure(width: float, height: float, ncols: int = 1):
     fig = Figure(figsize=(width, height), dpi=90, layout="constrained")
     axes = fig.subplots(1, ncols)
@@ -120,31 +136,21 @@ def plot_importance_reuse(result: dict) -> Figure:
     against KL(pi_old || pi_theta). Right: per-sample variance."""
     fig, (ax1, ax2) = _figure(10, 3.6, 2)
     kl = _np(result["kl"])
-    ax1.plot(kl, _np(result["naive_bias"]), "-", color=COLORS["naive"],
-             label="no ratio: exact bias")
-    ax1.plot(kl, _np(result["naive_bias_mc"]), "o", color=COLORS["naive"], ms=5,
-             label="no ratio: measured")
-    ax1.plot(kl, _np(result["ratio_bias"]), "-", color=COLORS["ratio"],
-             label="with ratio: exact bias (0)")
-    ax1.plot(kl, _np(result["ratio_bias_mc"]), "o", color=COLORS["ratio"], ms=5,
-             label="with ratio: measured")
-    ax1.plot(kl, _np(result["grad_norm"]), ":", color="k", label="|grad J(theta)| for scale")
-    ax1.set_xlabel("KL(pi_old || pi_theta)")
-    ax1.set_ylabel("|E[estimate] - grad J(theta)|")
-    ax1.set_title("Reusing old samples: bias")
-    ax1.legend(fontsize=8)
-    ax2.plot(kl, _np(result["ratio_variance"]), "-", color=COLORS["ratio"],
-                 label="with ratio: exact")
-    ax2.plot(kl, _np(result["ratio_variance_mc"]), "o", color=COLORS["ratio"], ms=5,
-                 label="with ratio: measured")
-    ax2.plot(kl, _np(result["fresh_variance"]), "--", color=COLORS["fresh"],
-                 label="fresh samples from pi_theta")
-    ax2.plot(kl, _np(result["naive_variance"]), "-", color=COLORS["naive"], lw=1,
-                 label="no ratio")
-    ax2.set_xlabel("KL(pi_old || pi_theta)")
-    ax2.set_ylabel("variance per sample (trace)")
-    ax2.set_title("...and the price of the ratio: variance")
-    ax2.legend(fontsize=8)
+    _plot_series(ax1, kl, result, [
+        ("naive_bias", "-", COLORS["naive"], "no ratio: exact bias"),
+        ("naive_bias_mc", "o", COLORS["naive"], "no ratio: measured"),
+        ("ratio_bias", "-", COLORS["ratio"], "with ratio: exact bias (0)"),
+        ("ratio_bias_mc", "o", COLORS["ratio"], "with ratio: measured"),
+        ("grad_norm", ":", "k", "|grad J(theta)| for scale")])
+    _label(ax1, "KL(pi_old || pi_theta)", "|E[estimate] - grad J(theta)|",
+           "Reusing old samples: bias")
+    _plot_series(ax2, kl, result, [
+        ("ratio_variance", "-", COLORS["ratio"], "with ratio: exact"),
+        ("ratio_variance_mc", "o", COLORS["ratio"], "with ratio: measured"),
+        ("fresh_variance", "--", COLORS["fresh"], "fresh samples from pi_theta"),
+        ("naive_variance", "-", COLORS["naive"], "no ratio", {"lw": 1})])
+    _label(ax2, "KL(pi_old || pi_theta)", "variance per sample (trace)",
+           "...and the price of the ratio: variance")
     return fig
 
 
