@@ -70,7 +70,7 @@ BATCH_STD_SPREAD = 0.5
 def _check_group(group_size, p=None):
     check_int(group_size, "group_size", low=2)
     if p is not None:
-        check_number(p, "p (a success probability)", 0.0, 1.0, low_open=False, high_open=False)
+        check_number(p, "p", 0.0, 1.0, low_open=False, high_open=False)  # a success rate
 
 
 def _check_scale(scale):
