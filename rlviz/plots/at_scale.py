@@ -2,6 +2,7 @@
 
 Input: dicts from ``rlviz.experiments.at_scale.weights_data`` (per-token weights of 8
 responses with the global and the naive normaliser, their ratio, the micro-batch of each).
+``MicroWeightsFigure`` is the panel's ``LiveFigure`` (``rlviz.plots.live``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .blit import BlitFigure
+from .live import LiveFigure
 
 MICRO_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
                  "tab:pink", "tab:olive")
@@ -65,54 +66,58 @@ def plot_weights_by_mode(data_by_mode: dict) -> Figure:
     return fig
 
 
-def plot_micro_weights(data: dict) -> BlitFigure:
+class MicroWeightsFigure(LiveFigure):
     """One mode: the response lengths, the per-token weights (naive bars, global dashes) and
-    the naive factor naive / global per response (log scales). Panel figure (blits)."""
-    fig = BlitFigure(figsize=(11, 3.4), dpi=80, layout="constrained")
-    ax_len, ax_w, ax_f = fig.subplots(1, 3, width_ratios=[0.8, 1.2, 1])
-    x = np.arange(len(data["lengths"]))
-    length_bars = ax_len.bar(x, data["lengths"], color=_colours(data), width=0.7)
-    ax_len.set_ylim(0, 34)
-    ax_len.set_xticks(x, [str(i + 1) for i in x])
-    ax_len.set_xlabel("response", fontsize=8)
-    ax_len.set_title("response length L_i", fontsize=10)
-    weight_bars, marks = _weight_bars(ax_w, data)
-    ax_w.set_xticks(x, [str(i + 1) for i in x], fontsize=10)
-    ax_w.set_xlabel("response", fontsize=8)
-    ax_w.set_yscale("log")  # fixed limits: the axis is drawn once, not on every move
-    ax_w.set_ylim(*WEIGHT_LIMITS)
-    ax_w.set_title("weight per token (x 1 / (B max_len))", fontsize=10)
-    mode_text = ax_w.text(0.98, 0.97, "", transform=ax_w.transAxes, ha="right", va="top",
-                          fontsize=9, bbox=dict(facecolor="white", edgecolor="none", pad=1))
-    factor_bars = ax_f.bar(x, data["factor"], color=_colours(data), width=0.7)
-    ax_f.set_yscale("log")
-    ax_f.set_ylim(*FACTOR_LIMITS)
-    ax_f.axhline(1.0, color="black", lw=0.8)
-    ax_f.set_xticks(x, [str(i + 1) for i in x])
-    ax_f.set_xlabel("response", fontsize=8)
-    ax_f.set_title("naive / global weight (f_k)", fontsize=10)
-    fig.legend(handles=_legend_handles(len(MICRO_COLOURS)), loc="outside right center",
-               fontsize=7, frameon=False)
-    moving = [length_bars, weight_bars, marks, factor_bars, mode_text]
-    fig.rlviz_artists = {"length_bars": length_bars, "weight_bars": weight_bars,
-                         "marks": marks, "factor_bars": factor_bars, "mode_text": mode_text,
-                         "moving": moving}
-    update_micro_weights(fig, data)
-    return fig
+    the naive factor naive / global per response (log scales). ``update(data)`` with a
+    ``weights_data`` dict of the same number of responses."""
+
+    def __init__(self, data: dict):
+        super().__init__(figsize=(11, 3.4), dpi=80, layout="constrained")
+        ax_len, ax_w, ax_f = self.figure.subplots(1, 3, width_ratios=[0.8, 1.2, 1])
+        x = np.arange(len(data["lengths"]))
+        self.length_bars = ax_len.bar(x, data["lengths"], color=_colours(data), width=0.7)
+        ax_len.set_ylim(0, 34)
+        ax_len.set_xticks(x, [str(i + 1) for i in x])
+        ax_len.set_xlabel("response", fontsize=8)
+        ax_len.set_title("response length L_i", fontsize=10)
+        self.weight_bars, self.marks = _weight_bars(ax_w, data)
+        ax_w.set_xticks(x, [str(i + 1) for i in x], fontsize=10)
+        ax_w.set_xlabel("response", fontsize=8)
+        ax_w.set_yscale("log")  # fixed limits: the axis is drawn once, not on every move
+        ax_w.set_ylim(*WEIGHT_LIMITS)
+        ax_w.set_title("weight per token (x 1 / (B max_len))", fontsize=10)
+        self.mode_text = ax_w.text(0.98, 0.97, "", transform=ax_w.transAxes, ha="right",
+                                   va="top", fontsize=9,
+                                   bbox=dict(facecolor="white", edgecolor="none", pad=1))
+        self.factor_bars = ax_f.bar(x, data["factor"], color=_colours(data), width=0.7)
+        ax_f.set_yscale("log")
+        ax_f.set_ylim(*FACTOR_LIMITS)
+        ax_f.axhline(1.0, color="black", lw=0.8)
+        ax_f.set_xticks(x, [str(i + 1) for i in x])
+        ax_f.set_xlabel("response", fontsize=8)
+        ax_f.set_title("naive / global weight (f_k)", fontsize=10)
+        self.figure.legend(handles=_legend_handles(len(MICRO_COLOURS)),
+                           loc="outside right center", fontsize=7, frameon=False)
+        self.moving = [self.length_bars, self.weight_bars, self.marks, self.factor_bars,
+                       self.mode_text]
+        self.update(data)
+
+    def update(self, data: dict) -> "MicroWeightsFigure":
+        colours = _colours(data)
+        # an empty response has no tokens, hence no factor: its bar drops below the log axis
+        factors = [f if n > 0 else FACTOR_LIMITS[0] / 10 for f, n in zip(data["factor"],
+                                                                          data["lengths"])]
+        for bars, values in ((self.length_bars, data["lengths"]),
+                             (self.weight_bars, data["naive"]),
+                             (self.factor_bars, factors)):
+            for bar, value, colour in zip(bars, values, colours):
+                bar.set_height(value)
+                bar.set_color(colour)
+        self.marks.set_ydata(data["global"])
+        self.mode_text.set_text(f"{data['mode']}, {data['n_micro']} micro-batches")
+        return self
 
 
-def update_micro_weights(fig: Figure, data: dict) -> None:
-    """Refresh ``plot_micro_weights`` for new ``data`` (same number of responses)."""
-    artists = fig.rlviz_artists
-    colours = _colours(data)
-    # an empty response has no tokens, hence no factor: its bar drops below the log axis
-    factors = [f if n > 0 else FACTOR_LIMITS[0] / 10 for f, n in zip(data["factor"],
-                                                                      data["lengths"])]
-    for bars, values in ((artists["length_bars"], data["lengths"]),
-                         (artists["weight_bars"], data["naive"]),
-                         (artists["factor_bars"], factors)):
-        for bar, value, colour in zip(bars, values, colours):
-            bar.set_height(value)
-            bar.set_color(colour)
-    artists["marks"].set_ydata(data["global"])
-    artists["mode_text"].set_text(f"{data['mode']}, {data['n_micro']} micro-batches")
+def plot_micro_weights(data: dict) -> Figure:
+    """``MicroWeightsFigure`` drawn once, for a static figure."""
+    return MicroWeightsFigure(data).figure

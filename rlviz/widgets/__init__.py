@@ -5,6 +5,7 @@ panel (the generic tests, the benchmark and the browser tests read it).
 A new panel module is imported here by name (``tests/test_panels_generic.py`` checks that
 none is forgotten)."""
 
+from .at_scale import micro_batch_weights_panel
 from .clipping import clipping_panel, clipping_run_panel
 from .common import PANEL_REGISTRY, Panel, register_panel, render_png, slider
 from .groups import group_std_bias_panel, length_bias_panel
@@ -23,6 +24,7 @@ __all__ = [
     "gaussian_kl_panel",
     "group_std_bias_panel",
     "length_bias_panel",
+    "micro_batch_weights_panel",
     "register_panel",
     "render_png",
     "slider",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from ..experiments import at_scale as exp
-from ..plots.at_scale import plot_micro_weights, update_micro_weights
+from ..plots.at_scale import MicroWeightsFigure
 from .common import Panel, register_panel, slider
 
 __all__ = ["micro_batch_weights_panel"]
@@ -27,12 +27,11 @@ def micro_batch_weights_panel(n_micro: int = 4, spread: float = 1.0,
                                  description="loss_agg_mode",
                                  style={"description_width": "initial"}),
     }
-    figure = plot_micro_weights(exp.weights_data(n_micro, spread, mode))
-    figure.enable_blit(figure.rlviz_artists["moving"])
+    figure = MicroWeightsFigure(exp.weights_data(n_micro, spread, mode))
 
     def update(n_micro, spread, mode):
         data = exp.weights_data(n_micro, spread, mode)
-        update_micro_weights(figure, data)
+        figure.update(data)
         return {
             "largest naive factor": data["largest factor"],
             "smallest naive factor": data["smallest factor"],
