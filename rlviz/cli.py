@@ -3,6 +3,8 @@
 * ``python -m rlviz demo --algo {ppo,grpo} [--steps N] [--seed S]``
 * ``python -m rlviz train --algo grpo_paper --task reverse [--steps N] [--seed S]
   [--out metrics.csv]``
+* ``python -m rlviz diagnose LOG [--num-iterations N] [--json]``: a TRL trainer_state.json or
+  a verl metrics JSON-lines log, checked for the usual "is this number normal?" patterns
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_positive_int, default=10, help="training steps (default 10)")
     demo.add_argument("--seed", type=int, default=0, help="torch seed (default 0)")
     add_train_parser(sub)
+    diag = sub.add_parser(
+        "diagnose",
+        help="check a TRL or verl training log for the usual patterns",
+        description="Read a TRL trainer_state.json (log_history) or a verl metrics log (JSON "
+        "lines of its file logger) and print, per pattern found, what is seen (steps, values), "
+        "whether it is expected or a problem, why, and the notebook section that explains it.",
+    )
+    diag.add_argument("log", help="trainer_state.json (TRL) or a .jsonl metrics log (verl)")
+    diag.add_argument("--num-iterations", type=_positive_int, default=None, metavar="N",
+                      help="TRL num_iterations / verl ppo_epochs of the run, if known")
+    diag.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
 
 
@@ -127,6 +140,24 @@ def run_train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_diagnose_command(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from .diagnose import LogFormatError, diagnose, report
+
+    try:
+        result = diagnose(args.log, num_iterations=args.num_iterations)
+    except LogFormatError as error:
+        print(f"python -m rlviz diagnose: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=1))
+    else:
+        print(report(result), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -140,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo_command(args)
     if args.command == "train":
         return run_train_command(args)
+    if args.command == "diagnose":
+        return run_diagnose_command(args)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2
 
