@@ -145,3 +145,12 @@ def test_cli_prints_a_ready_command():
     bad = subprocess.run([sys.executable, "-m", "rlviz", "export", "--algo", "ppo_gae", "--to",
                           "trl"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no PPO trainer" in bad.stderr
+
+
+def test_readme_shows_the_real_export_output():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("$ python -m rlviz export --algo dr_grpo --to verl\n", 1)[1]
+    block = block.split("\n```", 1)[0]
+    assert block == export("dr_grpo", "verl").command()
