@@ -12,11 +12,9 @@ import json
 
 import pytest
 
-pytest.importorskip("trl", reason="TRL 1.16.0 is installed by `make setup`")
-
-from rlviz.diagnose import diagnose  # noqa: E402
-from rlviz.tasks import get_task  # noqa: E402
-from rlviz.trl_bridge import completion_symbols, toy_reward, toy_tokenizer  # noqa: E402
+from rlviz.diagnose import diagnose
+from rlviz.tasks import get_task
+from rlviz.trl_bridge import completion_symbols, toy_reward, toy_tokenizer  # TRL 1.16.0
 
 LOSS_TOL = dict(abs=1e-6, rel=1e-5)
 
