@@ -38,7 +38,6 @@ NOTEBOOKS = {
     "length": ("notebooks/05_group_normalization.ipynb", "3. Aggregation and the length bias"),
     "not_progress": ("notebooks/06_ppo_vs_grpo.ipynb", "3. The loss value is not a progress measure"),
     "off_policy": ("notebooks/07_off_policy.ipynb", ""),
-    "at_scale": ("notebooks/08_at_scale.ipynb", ""),
 }
 
 # canonical name -> (TRL 1.16.0 keys, verl 0.9.1 keys), first present key wins
@@ -286,9 +285,10 @@ def _check_clip_zero(log, num_iterations):
         _show(clip, log.keys["clip_ratio"]),
         "The clip only acts when rho leaves [1 - eps_low, 1 + eps_high]. On-policy "
         "(TRL: num_iterations=1 and steps_per_generation == gradient_accumulation_steps; "
-        "verl: one PPO epoch and ppo_mini_batch_size == train_batch_size) rho = 1 at every "
-        "token, so 0 is expected. With sample reuse it should become > 0 after the first "
-        "update; if it does not, the clip never binds (eps too wide or the lr too small).",
+        "verl: one PPO epoch and ppo_mini_batch_size == train_batch_size; mini-batches in "
+        "notebooks/08_at_scale.ipynb) rho = 1 at every token, so 0 is expected. With sample "
+        "reuse it should become > 0 after the first update; if it does not, the clip never "
+        "binds (eps too wide or the lr too small).",
         "clipping", clip)
 
 
