@@ -89,3 +89,14 @@ def test_trl_state_is_diagnosed(on_policy):
     found = {f.pattern: f for f in diagnose(on_policy.state_path, num_iterations=1).findings}
     assert found["zero_loss"].verdict == "expected"
     assert found["clip_ratio_zero"].steps == (1, 2, 3)
+
+
+def test_first_pass_loss_is_minus_mean_advantage_of_a_shuffled_micro_batch(reuse):
+    """TRL 1.16.0 shuffles the generation batch before splitting it into steps_per_generation
+    micro-batches (grpo_trainer.py: shuffle_sequence_dict, then split_tensor_dict), so a
+    micro-batch does not hold whole groups: at rho = 1 and KL = 0 (first step, policy = ref)
+    the 'grpo' loss is -mean_i A_i of that micro-batch, which is not 0."""
+    first = reuse.captured[0]
+    adv = first.inputs["advantages"]  # (B,)
+    assert abs(float(adv.sum())) > 1e-2  # the groups are split: the advantages do not cancel
+    assert first.trl_loss == pytest.approx(-float(adv.double().mean()), **LOSS_TOL)
