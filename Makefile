@@ -20,9 +20,14 @@ help:
 	@echo "make experiments   regenerate the cached multi-seed experiments (data/experiments/)"
 	@echo "make lint          ruff on the package, tests and notebooks"
 
-$(STAMP): pyproject.toml
+# verl 0.9.1 goes in without its dependencies (they are the GPU/runtime stack: ray[default], wandb,
+# tensorboard, vllm, ...); the `verl` extra holds the few that its loss code and config need.
+VERL_PIN := verl==0.9.1
+
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[notebooks,test,browser]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[notebooks,test,browser,trl,verl]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps "$(VERL_PIN)"
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -3,6 +3,10 @@
 * ``python -m rlviz demo --algo {ppo,grpo} [--steps N] [--seed S]``
 * ``python -m rlviz train --algo grpo_paper --task reverse [--steps N] [--seed S]
   [--out metrics.csv]``
+* ``python -m rlviz diagnose LOG [--num-iterations N] [--json]``: a TRL trainer_state.json or
+  a verl metrics JSON-lines log, checked for the usual "is this number normal?" patterns
+* ``python -m rlviz export --algo dr_grpo --to verl``: the recipe as a ready command line of
+  verl 0.9.1 (Hydra overrides of main_ppo) or TRL 1.16.0 (``trl grpo`` / GRPOConfig keywords)
 """
 
 from __future__ import annotations
@@ -31,7 +35,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_positive_int, default=10, help="training steps (default 10)")
     demo.add_argument("--seed", type=int, default=0, help="torch seed (default 0)")
     add_train_parser(sub)
+    diag = sub.add_parser(
+        "diagnose",
+        help="check a TRL or verl training log for the usual patterns",
+        description="Read a TRL trainer_state.json (log_history) or a verl metrics log (JSON "
+        "lines of its file logger) and print, per pattern found, what is seen (steps, values), "
+        "whether it is expected or a problem, why, and the notebook section that explains it.",
+    )
+    diag.add_argument("log", help="trainer_state.json (TRL) or a .jsonl metrics log (verl)")
+    diag.add_argument("--num-iterations", type=_positive_int, default=None, metavar="N",
+                      help="TRL num_iterations / verl ppo_epochs of the run, if known")
+    diag.add_argument("--json", action="store_true", help="print the findings as JSON")
+    add_export_parser(sub)
     return parser
+
+
+def add_export_parser(sub) -> argparse.ArgumentParser:
+    from .algorithms import LOSS_FN_REGISTRY
+
+    exp = sub.add_parser(
+        "export",
+        help="print an algorithm's recipe as TRL or verl settings",
+        description="Print the recipe of an algorithm as a ready command line: Hydra overrides "
+        "of verl 0.9.1's main_ppo, or TRL 1.16.0's `trl grpo` arguments (GRPOConfig keywords). "
+        "What the library still does differently is printed as comments; a recipe the "
+        "library cannot express is an error saying why.",
+    )
+    exp.add_argument("--algo", choices=list(LOSS_FN_REGISTRY), required=True)
+    exp.add_argument("--to", choices=["trl", "verl"], required=True)
+    exp.add_argument("--eps-low", type=float, default=None, help="override eps_low")
+    exp.add_argument("--eps-high", type=float, default=None, help="override eps_high")
+    exp.add_argument("--dual-clip", type=float, default=None, help="dual-clip constant c > 1")
+    exp.add_argument("--beta", type=float, default=None, help="override the KL weight")
+    exp.add_argument("--group-size", type=_positive_int, default=None,
+                     help="responses per prompt G (default 4)")
+    return exp
 
 
 def add_train_parser(sub) -> argparse.ArgumentParser:
@@ -127,6 +165,41 @@ def run_train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_diagnose_command(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from .diagnose import LogFormatError, diagnose, report
+
+    try:
+        result = diagnose(args.log, num_iterations=args.num_iterations)
+    except LogFormatError as error:
+        print(f"python -m rlviz diagnose: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=1))
+    else:
+        print(report(result), end="")
+    return 0
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    from .config import Config
+    from .export import export
+
+    overrides = {"eps_low": args.eps_low, "eps_high": args.eps_high,
+                 "dual_clip": args.dual_clip, "beta": args.beta}
+    if args.group_size is not None:
+        overrides["group_num"] = args.group_size
+    try:
+        cfg = Config(algo=args.algo, device="cpu", **overrides)
+        print(export(cfg, args.to).command())
+    except ValueError as error:
+        print(f"python -m rlviz export: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -140,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo_command(args)
     if args.command == "train":
         return run_train_command(args)
+    if args.command == "diagnose":
+        return run_diagnose_command(args)
+    if args.command == "export":
+        return run_export_command(args)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2
 
