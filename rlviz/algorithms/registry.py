@@ -146,8 +146,9 @@ register(AlgoSpec(
                f"{ACTOR}.loss_agg_mode": "seq-mean-token-sum-norm",
                f"{ACTOR}.clip_ratio_low": 0.2, f"{ACTOR}.clip_ratio_high": 0.2},
               "the constant is actor.loss_scale_factor (default null: the padded width of "
-              "each micro-batch): set it to rlviz's max_len", VERL_DUAL_CLIP,
-              VERL_LOG_RATIO, VERL_SEQ_MEAN),
+              "each micro-batch): set it to rlviz's max_len; then it divides by "
+              "ppo_mini_batch_size * rollout.n * max_len, empty responses counted, as rlviz",
+              VERL_DUAL_CLIP, VERL_LOG_RATIO),
 ))
 register(AlgoSpec(
     name="dapo", advantage="group", kl_in="none", needs_critic=False,
