@@ -106,7 +106,8 @@ def response_lengths(responses: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def generate(policy: CausalPolicy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
              max_new_tokens: int, temperature: float = 1.0,
-             generator: torch.Generator | None = None, greedy: bool = False):
+             generator: torch.Generator | None = None, greedy: bool = False,
+             top_p: float = 1.0, top_k: int = 0):
     """Batched sampling with a key/value cache.
 
     prompt_ids, prompt_mask (B, P) (left-padded). At each step the next token is drawn
@@ -114,9 +115,19 @@ def generate(policy: CausalPolicy, prompt_ids: torch.Tensor, prompt_mask: torch.
     has produced EOS gets PAD afterwards. Returns ``(responses, logp, values)``, each
     (B, R): the tokens, their log-probs under the sampling distribution (0 after EOS)
     and the value head's V(state before each token).
+
+    ``top_p < 1`` / ``top_k > 0`` truncate the sampler (``truncate_log_probs``): the
+    log-probs returned are those of the truncated, renormalised distribution actually
+    sampled from (vLLM's ``processed_logprobs``, which TRL 1.16.0 and verl 0.9.1 request).
+    Logits are read in float32 whatever the model's dtype (a bf16 model's logits are
+    rounded to bf16 first, as a bf16 inference engine's are).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"top_k must be an int >= 0 (0: off), got {top_k!r}")
     batch = prompt_ids.shape[0]
     logits, values, cache = policy.prefill(prompt_ids, prompt_mask)
     next_logits, next_value = logits[:, -1], values[:, -1]  # (B, V), (B,)
@@ -128,7 +139,9 @@ def generate(policy: CausalPolicy, prompt_ids: torch.Tensor, prompt_mask: torch.
     old_values = torch.zeros(batch, max_new_tokens)  # (B, R)
     finished = torch.zeros(batch, dtype=torch.bool)  # (B,)
     for t in range(max_new_tokens):
-        logprobs = torch.log_softmax(next_logits / temperature, dim=-1)  # (B, V)
+        logprobs = torch.log_softmax(next_logits.float() / temperature, dim=-1)  # (B, V)
+        if top_p < 1 or top_k > 0:
+            logprobs = truncate_log_probs(logprobs, top_p, top_k)  # (B, V), -inf outside
         if greedy:
             token = logprobs.argmax(dim=-1)  # (B,)
         else:
@@ -147,6 +160,28 @@ def generate(policy: CausalPolicy, prompt_ids: torch.Tensor, prompt_mask: torch.
     return responses, logp, old_values
 
 
+def truncate_log_probs(logprobs: torch.Tensor, top_p: float = 1.0, top_k: int = 0):
+    """Top-k then top-p (nucleus) truncation of (B, V) log-probs, renormalised.
+
+    top-k keeps the k most likely tokens; top-p keeps the smallest set of most likely
+    tokens whose probability reaches ``top_p`` (the token that crosses it included, the
+    most likely token always). The others get -inf; the kept ones log p - log Z with Z
+    the kept mass, so a kept token is more likely than under the full softmax.
+    """
+    order = logprobs.argsort(dim=-1, descending=True)  # (B, V)
+    sorted_logp = logprobs.gather(-1, order)  # (B, V)
+    keep_sorted = torch.ones_like(sorted_logp, dtype=torch.bool)  # (B, V)
+    if top_k > 0:
+        keep_sorted[:, top_k:] = False
+    if top_p < 1:
+        mass_before = sorted_logp.exp().cumsum(dim=-1) - sorted_logp.exp()  # (B, V)
+        keep_sorted &= mass_before < top_p
+    keep_sorted[:, 0] = True
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)  # (B, V)
+    kept = torch.where(keep, logprobs, torch.full_like(logprobs, float("-inf")))
+    return kept - kept.logsumexp(dim=-1, keepdim=True)  # (B, V)
+
+
 def build_sequences(prompt_ids, prompt_mask, responses):
     """Prompt block + responses -> ``(sequences, attention_mask)``, both (B, P + R).
 
@@ -161,15 +196,18 @@ def build_sequences(prompt_ids, prompt_mask, responses):
 def collect_rollout(policy: CausalPolicy, reference: CausalPolicy, task: Task,
                     num_prompts: int, group_size: int, temperature: float = 1.0,
                     generator: torch.Generator | None = None,
-                    prompts: list | None = None) -> Rollout:
+                    prompts: list | None = None, top_p: float = 1.0,
+                    top_k: int = 0) -> Rollout:
     """Sample ``group_size`` responses to each of ``num_prompts`` fresh prompts (or to the
-    given ``prompts``), and score them with the reference and the task's reward."""
+    given ``prompts``), and score them with the reference and the task's reward.
+    ``top_p`` / ``top_k``: a truncated sampler (``generate``)."""
     if prompts is None:
         prompts = task.sample_prompts(num_prompts, generator)
     rows = [p for p in prompts for _ in range(group_size)]  # prompt g on rows g*G .. g*G+G-1
     prompt_ids, prompt_mask = task.encode_prompts(rows)  # (B, P)
     responses, old_logp, old_values = generate(
-        policy, prompt_ids, prompt_mask, task.max_new_tokens, temperature, generator)
+        policy, prompt_ids, prompt_mask, task.max_new_tokens, temperature, generator,
+        top_p=top_p, top_k=top_k)
     lengths = response_lengths(responses)  # (B,)
     response_mask = mask_from_lengths(lengths, task.max_new_tokens)  # (B, R), EOS included
     sequences, attention_mask = build_sequences(prompt_ids, prompt_mask, responses)

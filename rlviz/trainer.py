@@ -28,7 +28,15 @@ from .algorithms import HParams, algo_advantages, get_spec, policy_loss_wrapper,
 from .causal_policy import CausalPolicy
 from .config import Config
 from .losses import kl_estimate
+from .losses.rollout_correction import (
+    CORRECTION_MODES,
+    OLD_LOGP_SOURCES,
+    is_correction_weights,
+    old_logp_for_ratio,
+    weighted_advantages,
+)
 from .rollout import Rollout, collect_rollout, evaluate, generate
+from .rollout_engine import ENGINE_DTYPES, RolloutEngine, recompute_old_logp
 from .tasks import VOCAB_SIZE, Task, get_task
 from .threads import one_torch_thread
 
@@ -83,6 +91,43 @@ class TrainConfig(Config):
     eval_prompts: int = 128
     stop_reward: float | None = None  # stop once the mean reward of `window` steps reaches it
     window: int = 5
+    # ---- off-policy: the rollout engine and its correction (notebook 07) ----
+    rollout_dtype: str = "float32"  # "bfloat16": the engine samples with bf16 weights
+    rollout_top_p: float = 1.0  # < 1: the engine samples from a nucleus-truncated softmax
+    rollout_top_k: int = 0  # > 0: ... from the k most likely tokens
+    staleness: int = 0  # the engine's weights are this many training steps old
+    old_logp_source: str = "rollout"  # "rollout" (verl bypass) or "recompute" (decoupled)
+    rollout_correction: str = "none"  # rlviz.losses.rollout_correction.CORRECTION_MODES
+    rollout_cap: float = 2.0  # C of TIS / MIS
+
+    def off_policy_engine(self) -> bool:
+        """True when sampling goes through a ``RolloutEngine`` (any off-policy knob set)."""
+        return (self.rollout_dtype != "float32" or self.rollout_top_p != 1.0
+                or self.rollout_top_k != 0 or self.staleness != 0
+                or self.old_logp_source != "rollout" or self.rollout_correction != "none")
+
+    def _validate_off_policy(self) -> None:
+        """The off-policy fields: ``ValueError`` naming the field when a value cannot work."""
+        if self.rollout_dtype not in ENGINE_DTYPES:
+            raise ValueError(f"rollout_dtype must be one of {sorted(ENGINE_DTYPES)}, "
+                             f"got {self.rollout_dtype!r}")
+        if not 0 < self.rollout_top_p <= 1:
+            raise ValueError(f"rollout_top_p must be in (0, 1], got {self.rollout_top_p!r}")
+        for name in ("rollout_top_k", "staleness"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.old_logp_source not in OLD_LOGP_SOURCES:
+            raise ValueError(f"old_logp_source must be one of {OLD_LOGP_SOURCES}, "
+                             f"got {self.old_logp_source!r}")
+        if self.rollout_correction not in CORRECTION_MODES:
+            raise ValueError(f"rollout_correction must be one of {CORRECTION_MODES}, "
+                             f"got {self.rollout_correction!r}")
+        if self.rollout_correction != "none" and self.old_logp_source != "recompute":
+            raise ValueError(f"rollout_correction={self.rollout_correction!r} needs "
+                             "old_logp_source='recompute' (the weights are pi_old / pi_rollout)")
+        if not self.rollout_cap > 1:
+            raise ValueError(f"rollout_cap must be > 1, got {self.rollout_cap!r}")
 
     def loss_config(self) -> Config:
         """A copy whose unset loss fields carry the toy task's adjustments
@@ -132,6 +177,7 @@ class TrainConfig(Config):
         if self.samples_per_step % group:
             raise ValueError(f"samples_per_step={self.samples_per_step} must be a multiple of "
                              f"group_num={group}")
+        self._validate_off_policy()
         if self.samples_per_step // group < self.minibatches:
             raise ValueError(f"samples_per_step / group size = {self.samples_per_step // group} "
                              f"prompts cannot fill minibatches={self.minibatches}")
@@ -141,7 +187,7 @@ class TrainConfig(Config):
 METRIC_NAMES = (
     "step", "reward", "greedy_reward", "response_length", "loss", "policy_loss",
     "policy_loss_first", "clipfrac", "approx_kl", "kl_ref", "entropy", "grad_norm", "value_loss",
-    "ratio_dev_first", "seconds",
+    "ratio_dev_first", "rollout_kl", "is_weight_mean", "seconds",
 )
 METRIC_DOCS = {
     "step": "step index, from 0",
@@ -158,6 +204,9 @@ METRIC_DOCS = {
     "grad_norm": "gradient norm before clipping, mean over updates",
     "value_loss": "clipped value loss (algorithms with a critic), mean over updates",
     "ratio_dev_first": "max |rho - 1| on the first minibatch (0 up to rounding)",
+    "rollout_kl": "k3 estimate of KL(rollout engine || trainer) on the sampled tokens "
+                  "(NaN unless old_logp_source='recompute')",
+    "is_weight_mean": "mean TIS / MIS weight over the tokens (NaN without a correction)",
     "seconds": "wall time since training started",
 }
 
@@ -297,13 +346,22 @@ def update_on_minibatch(cfg, policy, optimizer, batch: Rollout, advantages, retu
 
 
 def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Task,
-                       generator: torch.Generator) -> dict:
-    """One rollout + ``epochs`` x ``minibatches`` updates; returns the step's metrics."""
+                       generator: torch.Generator, engine: RolloutEngine | None = None) -> dict:
+    """One rollout + ``epochs`` x ``minibatches`` updates; returns the step's metrics.
+    With an ``engine`` the batch is sampled by it and corrected as ``cfg`` says
+    (``off_policy_batch``)."""
     group = cfg.group_size()
     policy.eval()
-    batch = collect_rollout(policy, reference, task, cfg.samples_per_step // group, group,
-                            cfg.temperature, generator)
+    if engine is None:
+        batch = collect_rollout(policy, reference, task, cfg.samples_per_step // group, group,
+                                cfg.temperature, generator)
+    else:
+        engine.sync(policy)
+        batch = engine.collect(reference, task, cfg.samples_per_step // group, group,
+                               cfg.temperature, generator)
     advantages, returns = compute_advantages(cfg, batch)
+    off_policy = off_policy_batch(cfg, policy, batch, advantages) if engine else {}
+    advantages = off_policy.get("advantages", advantages)
     policy.train()
 
     updates = []
@@ -334,7 +392,36 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
         "grad_norm": mean_of("grad_norm"),
         "value_loss": mean_of("value_loss"),
         "ratio_dev_first": updates[0]["ratio_dev"],
+        "rollout_kl": off_policy.get("rollout_kl", float("nan")),
+        "is_weight_mean": off_policy.get("is_weight_mean", float("nan")),
     }
+
+
+@torch.no_grad()
+def off_policy_batch(cfg: TrainConfig, policy, batch: Rollout, advantages) -> dict:
+    """Apply ``cfg.old_logp_source`` and ``cfg.rollout_correction`` to an engine's batch.
+
+    ``"recompute"``: ``batch.old_logp`` becomes the trainer's log pi_old (a forward pass,
+    verl's decoupled mode) and the engine's log-probs give the correction weights
+    w = f(pi_old / pi_rollout) (``rlviz.losses.is_correction_weights``), folded into
+    per-token advantages ``w * A`` (``weighted_advantages``: the same loss as weighting the
+    per-token policy loss). ``"rollout"``: the engine's log-probs stay pi_old (bypass).
+    Returns the new ``advantages`` (when weighted), ``rollout_kl`` and ``is_weight_mean``.
+    """
+    if cfg.old_logp_source == "rollout":
+        return {}
+    rollout_logp = batch.old_logp  # (B, R) log pi_rollout
+    batch.old_logp = old_logp_for_ratio("recompute", recompute_old_logp(policy, batch),
+                                        rollout_logp)
+    mask = batch.response_mask
+    kl = kl_estimate(rollout_logp, batch.old_logp, "k3")  # (B, R), KL(rollout || old)
+    out = {"rollout_kl": float((kl * mask).sum() / mask.sum().clamp_min(1.0))}
+    if cfg.rollout_correction != "none":
+        weights = is_correction_weights(cfg.rollout_correction, batch.old_logp, rollout_logp,
+                                        mask, cfg.rollout_cap)  # (B, R)
+        out["advantages"] = weighted_advantages(advantages, weights)  # (B, R)
+        out["is_weight_mean"] = float(weights.sum() / mask.sum().clamp_min(1.0))
+    return out
 
 
 def train(cfg: TrainConfig | None = None, progress: bool = True, callback=None,
@@ -357,13 +444,18 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, callback=None,
         generator = torch.Generator().manual_seed(cfg.seed)
         eval_generator = torch.Generator().manual_seed(cfg.seed + 10_000)  # fresh prompts
         result = TrainResult(cfg=cfg, task=task, policy=policy, reference=reference)
+        engine = None
+        if cfg.off_policy_engine():
+            engine = RolloutEngine(policy, cfg.rollout_dtype, cfg.rollout_top_p,
+                                   cfg.rollout_top_k, cfg.staleness)
 
         start = time.perf_counter()
         bar = tqdm(range(cfg.steps), desc=f"{cfg.algo} on {cfg.task}", disable=not progress,
                    leave=True, dynamic_ncols=True)
         for step in bar:
             row = {"step": step}
-            row.update(rollout_and_update(cfg, policy, reference, optimizer, task, generator))
+            row.update(rollout_and_update(cfg, policy, reference, optimizer, task, generator,
+                                          engine))
             last = step == cfg.steps - 1
             rewards = [r["reward"] for r in result.metrics[-cfg.window:]] + [row["reward"]]
             recent = rewards[-cfg.window:]

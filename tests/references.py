@@ -90,3 +90,34 @@ def loop_expected_abs_advantage(p, group_size, scale, eps, batch_std=0.5):
         advantages = loop_group_advantages(outcome, group_size, scale, eps, batch_std)
         total += p**k * (1 - p) ** (group_size - k) * sum(abs(a) for a in advantages)
     return total
+
+
+def loop_is_weights(old, rollout, mask, cap, level, kind, low=None):
+    """TIS / MIS weights by plain loops over lists of lists (float64 Python floats):
+    w = pi_old / pi_rollout per token, or the product over a response's tokens; TIS:
+    min(w, cap); MIS: w if low <= w <= cap else 0 (low = 1 / cap by default); 0 off the mask."""
+    import math
+
+    low = 1.0 / cap if low is None else low
+    out = []
+    for o_row, r_row, m_row in zip(old, rollout, mask):
+        if level == "sequence":
+            total = sum(o - r for o, r, m in zip(o_row, r_row, m_row) if m)
+            raw = [math.exp(min(max(total, -20.0), 20.0))] * len(o_row)
+        else:
+            raw = [math.exp(min(max(o - r, -20.0), 20.0)) for o, r in zip(o_row, r_row)]
+        row = []
+        for w, m in zip(raw, m_row):
+            if not m:
+                row.append(0.0)
+            elif kind == "tis":
+                row.append(min(w, cap))
+            else:
+                row.append(w if low <= w <= cap else 0.0)
+        out.append(row)
+    return out
+
+
+def loop_clipped_loss(rho, adv, eps):
+    """-min(rho A, clip(rho, 1 - eps, 1 + eps) A) for one token (PPO, arXiv 1707.06347)."""
+    return -min(rho * adv, min(max(rho, 1.0 - eps), 1.0 + eps) * adv)
