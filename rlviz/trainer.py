@@ -126,6 +126,10 @@ class TrainConfig(Config):
         if self.rollout_correction != "none" and self.old_logp_source != "recompute":
             raise ValueError(f"rollout_correction={self.rollout_correction!r} needs "
                              "old_logp_source='recompute' (the weights are pi_old / pi_rollout)")
+        if self.rollout_correction != "none" and self.algo in ("ppo", "grpo"):
+            raise ValueError(f"rollout_correction={self.rollout_correction!r} needs a family "
+                             f"algorithm: the demo's {self.algo!r} loss takes one advantage "
+                             "per response, the correction weighs every token")
         if not self.rollout_cap > 1:
             raise ValueError(f"rollout_cap must be > 1, got {self.rollout_cap!r}")
 

@@ -220,3 +220,12 @@ def test_empty_mask_gives_zero_weights():
     empty = torch.zeros_like(mask)
     for mode in CORRECTION_MODES[1:]:
         assert float(is_correction_weights(mode, old, rollout, empty).abs().sum()) == 0.0
+
+
+def test_docs_carry_the_correction_table():
+    import pathlib
+
+    from rlviz.losses.rollout_correction import correction_table_markdown
+
+    doc = pathlib.Path(__file__).resolve().parents[1] / "docs" / "losses.md"
+    assert correction_table_markdown() in doc.read_text(encoding="utf-8")

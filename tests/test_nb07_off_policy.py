@@ -109,6 +109,9 @@ def test_trainer_rejects_bad_off_policy_fields(field, value, message):
         TrainConfig(**TINY, **extra, **{field: value}).validate()
     with pytest.raises(ValueError, match="recompute"):
         TrainConfig(**TINY, rollout_correction="tis_token").validate()
+    with pytest.raises(ValueError, match="family algorithm"):
+        TrainConfig(**TINY, algo="ppo", old_logp_source="recompute",
+                    rollout_correction="tis_token").validate()
 
 
 # ---- the KL off-policy: exact enumeration against closed forms -----------------------
@@ -227,3 +230,23 @@ def test_clipfrac_exercise():
         check_clipfrac_prediction(0.1)
     with pytest.raises(ExerciseError, match="number"):
         check_clipfrac_prediction("zero")
+
+
+# ---- the learning experiment ---------------------------------------------------------
+def test_difference_interval_matches_a_hand_computation():
+    # means 2.5 and 0.75, worked out by hand:
+    # se^2 = 0.41667 + 0.10417, Welch df = 4.41 -> 4, t = 2.776, half-width 2.0034
+    diff, low, high = op.difference_ci([1, 2, 3, 4], [0, 0.5, 1, 1.5])
+    assert diff == pytest.approx(1.75)
+    assert low == pytest.approx(1.75 - 2.776 * math.sqrt(5 / 12 + 5 / 48), rel=1e-9)
+    assert high == pytest.approx(1.75 + 2.776 * math.sqrt(5 / 12 + 5 / 48), rel=1e-9)
+    with pytest.raises(ValueError, match="two values"):
+        op.difference_ci([1.0], [1.0, 2.0])
+
+
+def test_learning_cache_reproduces_an_off_policy_pair():
+    """The catalog's cache test re-runs the first pair (the matched trainer); this re-runs
+    one that goes through the bf16 / top-p engine, the recompute and TIS."""
+    from rlviz.experiments.runner import reproduce_one
+
+    assert reproduce_one("off_policy", pair=("engine, TIS", 0)) == []

@@ -209,8 +209,8 @@ def k3_plus(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 # ---- the library settings of each correction, as data ---------------------------------
 # TRL 1.16.0 (trl/trainer/grpo_config.py, grpo_trainer.py) and verl 0.9.1
 # (verl/trainer/config/algorithm/rollout_correction.yaml, trainer/ppo/rollout_corr_helper.py).
-# Same shape as rlviz.algorithms.library.LibraryRecipe (library, version, settings,
-# differences) so the integrator can wrap them. C = cap.
+# Same fields as rlviz.algorithms.library.LibraryRecipe (library, version, settings,
+# differences, supported), so each dict can become one: LibraryRecipe(**recipe). C = cap.
 #
 # TRL grpo_trainer.py, the weight:
 #   per_token_logps_diff = (old_per_token_logps - sampling_per_token_logps) * mask
@@ -229,7 +229,7 @@ _TRL_MODE = "vllm_importance_sampling_mode"
 def library_settings(mode: str, cap: float = 2.0) -> dict:
     """``{"trl": recipe, "verl": recipe}`` for a ``CORRECTION_MODES`` entry (or
     ``"bypass"``), each recipe a dict with ``library``, ``version``, ``settings`` (TRL:
-    ``GRPOConfig`` keywords; verl: full Hydra keys) and ``differences``."""
+    ``GRPOConfig`` keywords; verl: full Hydra keys), ``differences`` and ``supported``."""
     check_one_of(mode, "mode", CORRECTION_MODES + ("bypass",))
     cap = _check_cap(cap)
     low = f"{1.0 / cap:g}_{cap:g}"
@@ -264,7 +264,29 @@ def library_settings(mode: str, cap: float = 2.0) -> dict:
                                 "sampling) is a separate mask on k1/k2/k3 statistics",)
     return {
         "trl": {"library": "trl", "version": "1.16.0", "settings": trl,
-                "differences": differences_trl},
+                "differences": differences_trl, "supported": mode != "bypass"},
         "verl": {"library": "verl", "version": "0.9.1", "settings": verl,
-                 "differences": differences_verl},
+                 "differences": differences_verl, "supported": True},
     }
+
+
+CORRECTION_FORMULAS = {
+    "none": "w = 1 (pi_old recomputed, the engine mismatch ignored)",
+    "tis_token": "w_t = min(pi_old / pi_rollout, C)",
+    "tis_sequence": "w_t = min(prod_t pi_old / pi_rollout, C)",
+    "mis_token": "w_t = pi_old / pi_rollout if in [1/C, C] else 0",
+    "mis_sequence": "w_t = W_i = prod_t pi_old / pi_rollout if in [1/C, C] else 0",
+    "bypass": "pi_old := pi_rollout, no weight (PPO's ratio and clip see the mismatch)",
+}
+
+
+def correction_table_markdown(cap: float = 2.0) -> str:
+    """The corrections and their TRL 1.16.0 / verl 0.9.1 settings as a markdown table."""
+    lines = ["| correction | weight on the per-token policy loss | TRL 1.16.0 `GRPOConfig` | "
+             "verl 0.9.1 |", "|---|---|---|---|"]
+    for mode, formula in CORRECTION_FORMULAS.items():
+        recipes = library_settings(mode, cap)
+        cells = [", ".join(f"`{k}={v!r}`" for k, v in recipes[lib]["settings"].items())
+                 or "not available" for lib in ("trl", "verl")]
+        lines.append(f"| `{mode}` | {formula} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
