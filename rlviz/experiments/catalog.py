@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+from .off_policy import LEARNING as OFF_POLICY
 from .runner import Experiment, run_experiment
 
 TEN_SEEDS = tuple(range(10))
@@ -34,6 +35,8 @@ register(Experiment(
     metrics=("reward", "greedy_reward", "response_length", "entropy", "clipfrac", "kl_ref",
              "loss", "seconds"),
 ))
+
+register(OFF_POLICY)  # notebook 07 (rlviz/experiments/off_policy.py)
 
 
 def main(argv: list[str] | None = None) -> int:
