@@ -203,10 +203,15 @@ def test_cached_grid_reproduces():
     """Recompute one source (the engine's: warm start + 6 rollouts) and compare."""
     fresh = op.measure_rho_sources(0, sources=("engine",))["engine"]
     cached = op.rho_sources_grid()["grid"]["engine"]
+    # Same machine and code: identical. Elsewhere a bf16 rounding may flip a sampled token,
+    # so the tolerances allow a few tokens' worth of change and no more: a change of the
+    # sampler's semantics moves log_rho_mean by 1e-2 or more (top-p 0.95: -0.036).
     for a, b in zip(fresh, cached):
-        assert a["tokens"] == b["tokens"]
-        for key in ("log_rho_mean", "log_rho_std", "clipfrac", "outside_sequence"):
-            assert math.isclose(a[key], b[key], rel_tol=1e-4, abs_tol=1e-6), key
+        assert abs(a["tokens"] - b["tokens"]) <= 0.01 * b["tokens"]
+        assert math.isclose(a["log_rho_mean"], b["log_rho_mean"], abs_tol=5e-4)
+        assert math.isclose(a["log_rho_std"], b["log_rho_std"], rel_tol=0.05, abs_tol=1e-4)
+        for key in ("clipfrac", "outside_sequence"):
+            assert math.isclose(a[key], b[key], abs_tol=0.03), key
 
 
 # ---- the exercises -------------------------------------------------------------------
