@@ -2,7 +2,7 @@
 
 Data in (the cached grid of ``rlviz.experiments.off_policy.rho_sources_grid()``: per
 source, one summary per knob setting), ``matplotlib.figure.Figure`` out. ``RhoSourceFigure``
-keeps its artists so the slider panel redraws only what moves (``BlitFigure``).
+is a ``LiveFigure``: the slider panel redraws only what moves.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .blit import BlitFigure, invalidate_background
+from .live import LiveFigure
 
 SHARE_LINES = (  # key of the grid summary, label, colour
     ("clipfrac", "clipped by PPO (ε = 0.2)", "tab:red"),
@@ -43,15 +43,15 @@ def _guides(ax, eps: float, cap: float) -> None:
 FLOOR = 1e-4  # the log-scale histograms start here (an empty bin sits on the floor)
 
 
-class RhoSourceFigure:
+class RhoSourceFigure(LiveFigure):
     """Left: the share of tokens per log-rho bin for one (source, setting), log scale.
     Right: the shares of tokens clipped by PPO and outside [1/C, C] against the source's
     knob, with the current setting marked. ``update(grid, source, index)`` changes it in
     place; only the histogram and the marker move (a new source redraws the rest)."""
 
     def __init__(self, provenance: Mapping, dpi: int = 72):
+        super().__init__(figsize=(9.0, 3.1), dpi=dpi)
         self.provenance = provenance
-        self.figure = BlitFigure(figsize=(9.0, 3.1), dpi=dpi)
         fig = self.figure
         self.ax_hist = fig.add_axes((0.08, 0.17, 0.39, 0.68))
         self.ax_share = fig.add_axes((0.57, 0.17, 0.40, 0.68))
@@ -79,10 +79,8 @@ class RhoSourceFigure:
         for ax in (self.ax_hist, self.ax_share):
             ax.tick_params(labelsize=7)
         self.source = None
-
-    @property
-    def moving(self) -> list:
-        return [self.stairs, self.marker]
+        self.moving = [self.stairs, self.marker]
+        self.on_top = [self.legend]
 
     def update(self, grid: Mapping, source: str, index: int) -> RhoSourceFigure:
         summaries = grid[source]
@@ -95,7 +93,7 @@ class RhoSourceFigure:
             self.ax_hist.set_title(f"log ρ over the tokens the loss sees: {label}", fontsize=8)
             for key, line in self.lines.items():
                 line.set_data(range(len(values)), [s[key] for s in summaries])
-            invalidate_background(self.figure)
+            self.invalidate()
         self.stairs.set_data(np.maximum(_shares(summaries[index]), FLOOR), self.edges)
         self.marker.set_xdata([index, index])
         return self

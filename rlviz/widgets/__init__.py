@@ -10,6 +10,7 @@ from .clipping import clipping_panel, clipping_run_panel
 from .common import PANEL_REGISTRY, Panel, register_panel, render_png, slider
 from .groups import group_std_bias_panel, length_bias_panel
 from .kl import gaussian_kl_panel, token_kl_panel
+from .off_policy import rho_sources_panel
 from .policy_gradient import entropy_bonus_panel, gae_panel
 from .training import training_panel
 from .zero_loss import zero_loss_panel
@@ -27,6 +28,7 @@ __all__ = [
     "micro_batch_weights_panel",
     "register_panel",
     "render_png",
+    "rho_sources_panel",
     "slider",
     "token_kl_panel",
     "training_panel",

@@ -22,7 +22,6 @@ def rho_sources_panel(data: dict | None = None) -> Panel:
     data = rho_sources_grid() if data is None else data
     grid, provenance = data["grid"], data["provenance"]
     drawing = RhoSourceFigure(provenance)
-    drawing.figure.enable_blit(drawing.moving, on_top=[drawing.legend])
     controls = {
         "source": widgets.ToggleButtons(
             options=[("mini-batches", "minibatches"), ("epochs", "epochs"),
@@ -50,6 +49,6 @@ def rho_sources_panel(data: dict | None = None) -> Panel:
             "approx KL (k3)": summary["approx_kl"],
         }
 
-    return Panel("Where ρ ≠ 1 comes from", controls, drawing.figure, update,
+    return Panel("Where ρ ≠ 1 comes from", controls, drawing, update,
                  description="GRPO on the toy 'reverse' task after 10 steps; one rollout of "
                              "256 responses. Engine: ρ = π_old / π_rollout (the IS weight).")
