@@ -68,6 +68,14 @@ class TrainConfig(Config):
     responses to each of ``samples_per_step / group_num`` prompts for the group
     algorithms (and the demo's), one response to each of ``samples_per_step`` prompts
     for algorithms with a critic (PPO needs no group: its baseline is the value head).
+
+    Off-policy (notebook 07; the defaults change nothing): ``rollout_dtype``,
+    ``rollout_top_p``, ``rollout_top_k`` and ``staleness`` make a ``RolloutEngine`` sample
+    instead of the policy (bf16 weights, a truncated sampler, weights ``staleness`` steps
+    old); ``old_logp_source="recompute"`` scores the batch with the trainer for pi_old
+    (verl's decoupled mode; ``"rollout"`` keeps the engine's log-probs, verl's bypass);
+    ``rollout_correction`` (``"tis_token"``, ``"mis_sequence"``, ...) with cap
+    ``rollout_cap`` weighs each token's policy loss by the detached pi_old / pi_rollout.
     """
 
     algo: str = "grpo_paper"
