@@ -15,7 +15,7 @@ LAYERS = {
     "losses": 0, "formatting": 0, "threads": 0, "library_defaults": 0,  # the math, utilities
     "algorithms": 1,  # dispatch, defaults, library settings
     "config": 2, "masks": 2, "tasks": 2,
-    "models": 3, "causal_policy": 3, "demo_training": 3, "rollout": 3,
+    "models": 3, "causal_policy": 3, "demo_training": 3, "rollout": 3, "rollout_engine": 3,
     "trainer": 4, "distributed": 4,
     "experiments": 5, "plots": 5, "export": 5, "diagnose": 5, "trl_bridge": 5,
     "exercises": 6, "widgets": 6, "cli": 6,
