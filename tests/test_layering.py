@@ -12,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "rlviz"
 
 # part of rlviz (the first name after "rlviz.") -> its layer; lower layers know nothing above
 LAYERS = {
-    "losses": 0, "formatting": 0, "threads": 0, "library_defaults": 0,  # the math, utilities
+    "losses": 0, "formatting": 0, "threads": 0,  # the math, utilities
     "algorithms": 1,  # dispatch, defaults, library settings
     "config": 2, "masks": 2, "tasks": 2,
     "models": 3, "causal_policy": 3, "demo_training": 3, "rollout": 3, "rollout_engine": 3,
