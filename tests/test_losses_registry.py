@@ -9,6 +9,7 @@ import statistics
 
 import pytest
 import torch
+from references import loop_group_advantages
 
 import rlviz
 
@@ -151,16 +152,6 @@ def _entropy(logits_row):
     return -sum(math.exp(x) / z * (x - math.log(z)) for x in logits_row)
 
 
-def _grpo_adv(rewards, group_size, with_std):
-    out = []
-    for g in range(0, len(rewards), group_size):
-        group = rewards[g:g + group_size]
-        mean = sum(group) / len(group)
-        std = statistics.stdev(group)
-        out += [(r - mean) / (std + 1e-6) if with_std else r - mean for r in group]
-    return out
-
-
 def _reference_loss(algo, logp, old, ref, adv, mask, logits):
     lp, ol, rf = logp.tolist(), old.tolist(), ref.tolist()
     rows = _rows(mask)
@@ -195,7 +186,7 @@ def test_group_family_losses_match_loops(algo):
     adv, returns = rlviz.algo_advantages(hp, rewards, mask, group_size=2)
     assert returns is None
     with_std = algo != "dr_grpo"
-    expected_adv = _grpo_adv(rewards.tolist(), 2, with_std)
+    expected_adv = loop_group_advantages(rewards.tolist(), 2, "group" if with_std else "none")
     assert adv.tolist() == pytest.approx(expected_adv, abs=1e-12)
     loss, metrics = rlviz.policy_loss_wrapper(algo, logp, old, ref, adv, mask, None, cfg,
                                               logits=logits, return_metrics=True)

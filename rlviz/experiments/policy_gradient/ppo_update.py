@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...algorithms import algo_advantages, policy_loss_wrapper
+from ...algorithms import policy_loss_wrapper
 from ...config import Config
 from ...formatting import fmt  # noqa: F401 (re-exported for the notebook)
 from ...losses import (
@@ -83,8 +83,7 @@ def ppo_gae_update(epochs: int = 4, lr: float = 0.1, lengths=(6, 4, 5, 3),
     The policy starts as the reference plus a little noise (as after some training),
     so the KL to the reference is not zero. Returns the batch tensors, ``raw_advantages``,
     ``advantages`` (whitened), ``returns``, ``hparams`` and ``metrics`` (one dict per
-    epoch, each with ``loss_check`` = |loss - (policy_loss + vf_coef * value_loss -
-    ent_coef * entropy)|).
+    epoch).
     """
     cfg = Config(algo="ppo_gae", device="cpu") if cfg is None else cfg
     hparams = cfg.hparams()
@@ -117,8 +116,6 @@ def ppo_gae_update(epochs: int = 4, lr: float = 0.1, lengths=(6, 4, 5, 3),
     raw_adv, returns = gae(token_rewards, old_values, mask, gamma=hparams["gamma"],
                            lam=hparams["lam"])  # (B, T) each
     advantages = whiten(raw_adv, mask)  # (B, T)
-    registry_adv, registry_returns = algo_advantages(
-        hparams, rewards, mask, values=old_values, logp=old_logp, ref_logp=ref_logp)
 
     # 3. epochs of clipped-surrogate + value loss - entropy bonus
     params = list(model.parameters())
@@ -130,9 +127,6 @@ def ppo_gae_update(epochs: int = 4, lr: float = 0.1, lengths=(6, 4, 5, 3),
             "ppo_gae", logp, old_logp, ref_logp, advantages, mask, lengths, cfg,
             values=values, old_values=old_values, returns=returns, logits=logits,
             return_metrics=True)
-        parts = (metrics["policy_loss"] + hparams["vf_coef"] * metrics["value_loss"]
-                 - hparams["ent_coef"] * metrics["entropy"])
-        metrics["loss_check"] = abs(float(loss.detach()) - parts)
         history.append(metrics)
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():  # plain gradient descent (torch.optim would import torch._dynamo)
@@ -142,8 +136,7 @@ def ppo_gae_update(epochs: int = 4, lr: float = 0.1, lengths=(6, 4, 5, 3),
         "tokens": tokens, "mask": mask, "lengths": lengths, "rewards": rewards,
         "old_logp": old_logp, "ref_logp": ref_logp, "old_values": old_values,
         "token_rewards": token_rewards, "raw_advantages": raw_adv, "advantages": advantages,
-        "returns": returns, "registry_advantages": registry_adv,
-        "registry_returns": registry_returns, "hparams": hparams, "metrics": history,
+        "returns": returns, "hparams": hparams, "metrics": history,
     }
 
 
