@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from . import recent  # noqa: F401  (registers rloo, reinforce_pp, cispo, sapo, gmpo, ...)
 from .hparams import HPARAM_NAMES, OVERRIDABLE, HParams, resolve
 from .library import TRL_VERSION, VERL_VERSION, LibraryRecipe
 from .loss import ADVANTAGES, LossBatch, algo_advantages, clip_policy_term, compute_loss

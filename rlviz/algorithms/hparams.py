@@ -30,6 +30,9 @@ class HParams:
     eps_high: float | None = None  # rho <= 1 + eps_high; None: eps_low (symmetric)
     dual_clip: float | None = None  # dual-clip constant c > 1 for A < 0; None: off
     ratio_level: str = "token"  # "token" | "sequence" (GSPO)
+    # SAPO's soft gate (arXiv 2511.20347): temperatures for A > 0 and A <= 0
+    tau_pos: float = 1.0  # verl 0.9.1 actor.yaml "tau_pos: 1.0"; TRL sapo_temperature_pos
+    tau_neg: float = 1.05  # verl 0.9.1 actor.yaml "tau_neg: 1.05"; TRL sapo_temperature_neg
     # the KL to the reference
     beta: float = 0.0
     kl_estimator: str = "k3"  # "k1" | "k2" | "k3"
