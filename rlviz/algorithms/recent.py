@@ -115,30 +115,30 @@ register(AlgoSpec(
               "verl puts the KL on every token's reward (use_kl_in_reward); the summed "
               "score is the same"),
 ))
-register(AlgoSpec(
-    name="reinforce_pp", advantage="reinforce_pp", kl_in="none", needs_critic=False,
-    defaults={"loss_agg_mode": "token-mean"},
-    config_names=NO_CRITIC_COEFS,
-    table_notes={"advantages": "return of r, whitened over the batch"},
-    paper="REINFORCE++: Hu et al. 2025, arXiv 2501.03262 (global advantage normalisation)",
-    summary="returns of the reward, whitened over the whole batch (no critic, no group std)",
-    trl=unsupported("trl", "TRL 1.16.0 has no REINFORCE++ estimator"),
-    verl=verl({"algorithm.adv_estimator": "reinforce_plus_plus",
-               f"{ACTOR}.use_kl_loss": False, f"{ACTOR}.loss_agg_mode": "token-mean"},
-              VERL_DUAL_CLIP),
-))
-register(AlgoSpec(
-    name="reinforce_pp_baseline", advantage="reinforce_pp_baseline", kl_in="none",
-    needs_critic=False, defaults={"loss_agg_mode": "token-mean"},
-    config_names=NO_CRITIC_COEFS,
-    table_notes={"advantages": "r - group mean, whitened over the batch"},
-    paper="REINFORCE++-baseline: Hu et al. 2025, arXiv 2501.03262",
-    summary="reward minus the group mean, then whitened over the whole batch",
-    trl=unsupported("trl", "TRL 1.16.0 has no REINFORCE++ estimator"),
-    verl=verl({"algorithm.adv_estimator": "reinforce_plus_plus_baseline",
-               f"{ACTOR}.use_kl_loss": False, f"{ACTOR}.loss_agg_mode": "token-mean"},
-              VERL_DUAL_CLIP),
-))
+
+
+def reinforce_pp_spec(name: str, verl_estimator: str, advantages: str, summary: str,
+                      paper: str) -> AlgoSpec:
+    """A REINFORCE++ entry: PPO's clipped surrogate on batch-whitened advantages, token-mean,
+    no KL; verl's ``algorithm.adv_estimator`` names the variant (TRL 1.16.0 has none)."""
+    return AlgoSpec(
+        name=name, advantage=name, kl_in="none", needs_critic=False,
+        defaults={"loss_agg_mode": "token-mean"}, config_names=NO_CRITIC_COEFS,
+        table_notes={"advantages": advantages}, paper=paper, summary=summary,
+        trl=unsupported("trl", "TRL 1.16.0 has no REINFORCE++ estimator"),
+        verl=verl({"algorithm.adv_estimator": verl_estimator, f"{ACTOR}.use_kl_loss": False,
+                   f"{ACTOR}.loss_agg_mode": "token-mean"}, VERL_DUAL_CLIP))
+
+
+register(reinforce_pp_spec(
+    "reinforce_pp", "reinforce_plus_plus", "return of r, whitened over the batch",
+    "returns of the reward, whitened over the whole batch (no critic, no group std)",
+    "REINFORCE++: Hu et al. 2025, arXiv 2501.03262 (global advantage normalisation)"))
+register(reinforce_pp_spec(
+    "reinforce_pp_baseline", "reinforce_plus_plus_baseline",
+    "r - group mean, whitened over the batch",
+    "reward minus the group mean, then whitened over the whole batch",
+    "REINFORCE++-baseline: Hu et al. 2025, arXiv 2501.03262"))
 register(AlgoSpec(
     name="cispo", advantage="group", kl_in="none", needs_critic=False,
     # MiniMax-M1 sets no lower bound ("a large value" for eps_low); 0.99 (rho >= 0.01) is
