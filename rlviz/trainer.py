@@ -28,6 +28,7 @@ from .algorithms import HParams, algo_advantages, get_spec, policy_loss_wrapper,
 from .causal_policy import CausalPolicy
 from .config import Config
 from .losses import kl_estimate
+from .losses.dapo import soft_overlong_penalty, truncated, zero_std_groups
 from .losses.rollout_correction import (
     CORRECTION_MODES,
     OLD_LOGP_SOURCES,
@@ -37,7 +38,7 @@ from .losses.rollout_correction import (
 )
 from .rollout import Rollout, collect_rollout, evaluate, generate
 from .rollout_engine import ENGINE_DTYPES, RolloutEngine, recompute_old_logp
-from .tasks import VOCAB_SIZE, Task, get_task
+from .tasks import EOS, VOCAB_SIZE, Task, get_task
 from .threads import one_torch_thread
 
 # Where the toy task needs another default than the algorithm's own, used only while the
@@ -107,6 +108,9 @@ class TrainConfig(Config):
     old_logp_source: str = "rollout"  # "rollout" (verl bypass) or "recompute" (decoupled)
     rollout_correction: str = "none"  # rlviz.losses.rollout_correction.CORRECTION_MODES
     rollout_cap: float = 2.0  # C of TIS / MIS
+    # ---- DAPO's recipe (arXiv 2503.14476), off by default ----
+    overlong_filter: bool = False  # truncated responses (no EOS) leave the loss
+    overlong_buffer: int = 0  # L_cache of the soft overlong punishment (0: off)
 
     def off_policy_engine(self) -> bool:
         """True when sampling goes through a ``RolloutEngine`` (any off-policy knob set)."""
@@ -190,6 +194,11 @@ class TrainConfig(Config):
             raise ValueError(f"samples_per_step={self.samples_per_step} must be a multiple of "
                              f"group_num={group}")
         self._validate_off_policy()
+        if isinstance(self.overlong_buffer, bool) or not isinstance(self.overlong_buffer, int) \
+                or not 0 <= self.overlong_buffer <= get_task(self.task).max_new_tokens:
+            raise ValueError(f"overlong_buffer must be an integer in [0, "
+                             f"{get_task(self.task).max_new_tokens}] (the generation budget), "
+                             f"got {self.overlong_buffer!r}")
         if self.samples_per_step // group < self.minibatches:
             raise ValueError(f"samples_per_step / group size = {self.samples_per_step // group} "
                              f"prompts cannot fill minibatches={self.minibatches}")
@@ -199,7 +208,7 @@ class TrainConfig(Config):
 METRIC_NAMES = (
     "step", "reward", "greedy_reward", "response_length", "loss", "policy_loss",
     "policy_loss_first", "clipfrac", "approx_kl", "kl_ref", "entropy", "grad_norm", "value_loss",
-    "ratio_dev_first", "rollout_kl", "is_weight_mean", "seconds",
+    "ratio_dev_first", "rollout_kl", "is_weight_mean", "frac_reward_zero_std", "seconds",
 )
 METRIC_DOCS = {
     "step": "step index, from 0",
@@ -219,6 +228,7 @@ METRIC_DOCS = {
     "rollout_kl": "k3 estimate of KL(rollout engine || trainer) on the sampled tokens "
                   "(NaN unless old_logp_source='recompute')",
     "is_weight_mean": "mean TIS / MIS weight over the tokens (NaN without a correction)",
+    "frac_reward_zero_std": "share of prompts whose G rewards are all equal (TRL's name)",
     "seconds": "wall time since training started",
 }
 
@@ -371,6 +381,8 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
         engine.sync(policy)
         batch = engine.collect(reference, task, cfg.samples_per_step // group, group,
                                cfg.temperature, generator)
+    task_reward = float(batch.rewards.mean())
+    batch = apply_dapo_options(cfg, batch, task.max_new_tokens)
     advantages, returns = compute_advantages(cfg, batch)
     off_policy = off_policy_batch(cfg, policy, batch, advantages) if engine else {}
     advantages = off_policy.get("advantages", advantages)
@@ -392,7 +404,7 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
     mask = batch.response_mask
     kl_ref = kl_estimate(batch.old_logp, batch.ref_logp, "k3")  # (B, R)
     return {
-        "reward": float(batch.rewards.mean()),
+        "reward": task_reward,
         "response_length": float(batch.lengths.float().mean()),
         "loss": mean_of("loss"),
         "policy_loss": mean_of("policy_loss"),
@@ -406,6 +418,8 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
         "ratio_dev_first": updates[0]["ratio_dev"],
         "rollout_kl": off_policy.get("rollout_kl", float("nan")),
         "is_weight_mean": off_policy.get("is_weight_mean", float("nan")),
+        "frac_reward_zero_std": (float(zero_std_groups(batch.rewards, group).float().mean())
+                                 if group > 1 else float("nan")),
     }
 
 
@@ -434,6 +448,19 @@ def off_policy_batch(cfg: TrainConfig, policy, batch: Rollout, advantages) -> di
         out["advantages"] = weighted_advantages(advantages, weights)  # (B, R)
         out["is_weight_mean"] = float(weights.sum() / mask.sum().clamp_min(1.0))
     return out
+
+
+def apply_dapo_options(cfg: TrainConfig, batch: Rollout, budget: int) -> Rollout:
+    """DAPO's soft overlong punishment (added to the rewards the advantages see; the
+    ``reward`` metric stays the task's) and overlong filtering (truncated responses get
+    an all-zero mask, so they carry no loss)."""
+    if cfg.overlong_buffer:
+        batch.rewards = batch.rewards + soft_overlong_penalty(
+            batch.lengths, budget, cfg.overlong_buffer)  # (B,)
+    if cfg.overlong_filter:
+        keep = ~truncated(batch.responses, EOS)  # (B,)
+        batch.response_mask = batch.response_mask * keep[:, None]  # (B, R)
+    return batch
 
 
 def train(cfg: TrainConfig | None = None, progress: bool = True, callback=None,
