@@ -9,7 +9,8 @@ import torch
 import rlviz
 from rlviz import Config, algo_advantages, policy_loss_wrapper
 
-NEW = ("rloo", "reinforce_pp", "reinforce_pp_baseline", "cispo", "sapo", "gmpo")
+NEW = ("rloo", "reinforce_pp", "reinforce_pp_baseline", "cispo", "sapo", "gmpo", "clip_cov",
+       "kl_cov")
 
 
 def batch(seed=0):

@@ -9,7 +9,9 @@ import torch
 
 from rlviz.losses.policy_terms import (
     cispo_term,
+    clip_cov_term,
     gmpo_sequence_loss,
+    kl_cov_term,
     reinforce_pp_advantages,
     rloo_advantages,
     sapo_term,
@@ -172,3 +174,44 @@ def test_bad_input_names_the_argument(call, word):
     with pytest.raises((ValueError, TypeError)) as error:
         call()
     assert word in str(error.value)
+
+
+def covariances(logp, adv, mask):
+    on = [(i, t) for i in range(logp.shape[0]) for t in range(logp.shape[1]) if mask[i, t]]
+    mean_a = sum(adv[i].item() for i, _ in on) / len(on)
+    mean_l = sum(logp[i, t].item() for i, t in on) / len(on)
+    return {(i, t): (adv[i].item() - mean_a) * (logp[i, t].item() - mean_l) for i, t in on}
+
+
+def test_kl_cov_penalises_the_top_covariance_tokens_by_loop():
+    logp, old, adv, mask = data(4)
+    loss = kl_cov_term(logp, old, adv, mask, ratio=0.2, kl_coef=0.5)
+    cov = covariances(logp, adv, mask)
+    count = max(int(0.2 * len(cov)), 1)
+    top = sorted(cov, key=cov.get, reverse=True)[:count]
+    for i in range(logp.shape[0]):
+        for t in range(logp.shape[1]):
+            lr = logp[i, t].item() - old[i, t].item()
+            expected = -adv[i].item() * math.exp(lr) + (0.5 * abs(lr) if (i, t) in top else 0.0)
+            assert loss[i, t].item() == pytest.approx(expected)
+
+
+def test_clip_cov_zeroes_only_unclipped_tokens_inside_the_covariance_window():
+    logp, old, adv, mask = data(5)
+    cov = covariances(logp, adv, mask)
+    low, high = sorted(cov.values())[2], 10.0  # a window that holds several tokens
+    loss = clip_cov_term(logp, old, adv, mask, 0.2, 0.2, ratio=0.25, low=low, high=high,
+                         generator=torch.Generator().manual_seed(0))
+    zeroed = []
+    for i in range(logp.shape[0]):
+        for t in range(logp.shape[1]):
+            rho = math.exp(logp[i, t].item() - old[i, t].item())
+            a = adv[i].item()
+            ppo = max(-a * rho, -a * min(max(rho, 0.8), 1.2))
+            if loss[i, t].item() == 0.0 and ppo != 0.0:
+                zeroed.append((i, t))
+                assert mask[i, t] == 1 and low < cov[(i, t)] < high
+                assert not (-a * min(max(rho, 0.8), 1.2) > -a * rho)  # not cut by the clip
+            else:
+                assert loss[i, t].item() == pytest.approx(ppo)
+    assert len(zeroed) == max(int(0.25 * len(cov)), 1)

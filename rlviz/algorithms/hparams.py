@@ -33,6 +33,12 @@ class HParams:
     # SAPO's soft gate (arXiv 2511.20347): temperatures for A > 0 and A <= 0
     tau_pos: float = 1.0  # verl 0.9.1 actor.yaml "tau_pos: 1.0"; TRL sapo_temperature_pos
     tau_neg: float = 1.05  # verl 0.9.1 actor.yaml "tau_neg: 1.05"; TRL sapo_temperature_neg
+    # Clip-Cov / KL-Cov (arXiv 2505.22617), verl 0.9.1 actor.yaml policy_loss defaults
+    clip_cov_ratio: float = 2e-4  # share of valid tokens whose loss Clip-Cov drops
+    clip_cov_lb: float = 1.0  # covariance window of the tokens Clip-Cov may drop
+    clip_cov_ub: float = 5.0
+    kl_cov_ratio: float = 2e-4  # share of valid tokens KL-Cov penalises
+    ppo_kl_coef: float = 1.0  # KL-Cov's weight of |log rho|
     # the KL to the reference
     beta: float = 0.0
     kl_estimator: str = "k3"  # "k1" | "k2" | "k3"

@@ -17,7 +17,9 @@ import torch
 
 from ..losses.policy_terms import (
     cispo_term,
+    clip_cov_term,
     gmpo_sequence_loss,
+    kl_cov_term,
     reinforce_pp_advantages,
     rloo_advantages,
     sapo_term,
@@ -79,6 +81,28 @@ def gmpo_policy_term(batch: LossBatch, hp: HParams, mask: torch.Tensor) -> torch
     per_sequence = gmpo_sequence_loss(batch.logp, batch.old_logp, batch.advantages, mask,
                                       hp.eps_low, hp.eps_high)  # (B,)
     return per_sequence[:, None] * mask  # (B, T)
+
+
+def clip_cov_policy_term(batch: LossBatch, hp: HParams, mask: torch.Tensor) -> torch.Tensor:
+    """Clip-Cov's tokens are drawn with a generator seeded by the number of valid tokens,
+    so a run is deterministic (verl draws with the global torch.randperm)."""
+    generator = torch.Generator().manual_seed(int(mask.sum()))
+    return clip_cov_term(batch.logp, batch.old_logp, batch.advantages, mask, hp.eps_low,
+                         hp.eps_high, hp.clip_cov_ratio, hp.clip_cov_lb, hp.clip_cov_ub,
+                         generator)
+
+
+def kl_cov_policy_term(batch: LossBatch, hp: HParams, mask: torch.Tensor) -> torch.Tensor:
+    return kl_cov_term(batch.logp, batch.old_logp, batch.advantages, mask, hp.kl_cov_ratio,
+                       hp.ppo_kl_coef)
+
+
+def clip_cov_loss(batch: LossBatch, hp: HParams):
+    return compute_loss(batch, hp, policy_term=clip_cov_policy_term)
+
+
+def kl_cov_loss(batch: LossBatch, hp: HParams):
+    return compute_loss(batch, hp, policy_term=kl_cov_policy_term)
 
 
 def cispo_loss(batch: LossBatch, hp: HParams):
@@ -189,4 +213,36 @@ register(AlgoSpec(
                f"{ACTOR}.clip_ratio_low": 0.4, f"{ACTOR}.clip_ratio_high": 0.4},
               "verl's geo_mean averages over sequences with torch.mean and ignores "
               "loss_agg_mode"),
+))
+
+COV_PAPER = ("Clip-Cov / KL-Cov: Cui et al. 2025, 'The Entropy Mechanism of Reinforcement "
+             "Learning for Reasoning Language Models', arXiv 2505.22617")
+COV_VERL = {"algorithm.adv_estimator": "grpo", "algorithm.use_kl_in_reward": False,
+            f"{ACTOR}.use_kl_loss": False, f"{ACTOR}.loss_agg_mode": "token-mean"}
+register(AlgoSpec(
+    name="clip_cov", advantage="group", kl_in="none", needs_critic=False,
+    defaults={"adv_scale": "group", "loss_agg_mode": "token-mean"},
+    loss_fn=clip_cov_loss, config_names=NO_CRITIC_COEFS,
+    table_notes={"defaults": "eps 0.2 / 0.2; drops max(1, 2e-4 x tokens) tokens with "
+                             "1 < cov < 5"},
+    paper=COV_PAPER,
+    summary="clipped surrogate, minus the loss of a few high-covariance tokens (entropy)",
+    trl=unsupported("trl", "TRL 1.16.0 has no Clip-Cov loss"),
+    verl=verl({**COV_VERL, f"{ACTOR}.policy_loss.loss_mode": "clip_cov",
+               f"{ACTOR}.policy_loss.clip_cov_ratio": 2e-4,
+               f"{ACTOR}.policy_loss.clip_cov_lb": 1.0, f"{ACTOR}.policy_loss.clip_cov_ub": 5.0},
+              "verl draws the dropped tokens with the global torch.randperm; rlviz seeds "
+              "a generator per minibatch"),
+))
+register(AlgoSpec(
+    name="kl_cov", advantage="group", kl_in="none", needs_critic=False,
+    defaults={"adv_scale": "group", "loss_agg_mode": "token-mean"},
+    loss_fn=kl_cov_loss, config_names=NO_CRITIC_COEFS,
+    table_notes={"defaults": "no clip; + 1.0 x |log rho| on the top 2e-4 x tokens by cov"},
+    paper=COV_PAPER,
+    summary="unclipped -A rho, + |log rho| on the highest-covariance tokens (entropy)",
+    trl=unsupported("trl", "TRL 1.16.0 has no KL-Cov loss"),
+    verl=verl({**COV_VERL, f"{ACTOR}.policy_loss.loss_mode": "kl_cov",
+               f"{ACTOR}.policy_loss.kl_cov_ratio": 2e-4,
+               f"{ACTOR}.policy_loss.ppo_kl_coef": 1.0}),
 ))

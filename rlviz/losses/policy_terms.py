@@ -175,3 +175,61 @@ def reinforce_pp_advantages(rewards: torch.Tensor, mask: torch.Tensor,
     to_end = (lengths[:, None] - 1 - steps).clamp_min(0).to(rewards.dtype)  # (B, T)
     returns = rewards[:, None] * gamma ** to_end * mask  # (B, T)
     return _masked_whiten(returns, mask)  # (B, T)
+
+
+def _token_covariance(logp: torch.Tensor, adv: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+    """cov_t = (A_t - mean A)(log pi_t - mean log pi) over the valid tokens, (B, T), no grad
+    (the centred product whose batch mean drives the entropy change, arXiv 2505.22617)."""
+    adv = adv.expand_as(logp).detach()  # (B, T)
+    logp = logp.detach()
+    return (adv - adv[on].mean()) * (logp - logp[on].mean())  # (B, T)
+
+
+def clip_cov_term(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                  mask: torch.Tensor, eps_low: float, eps_high: float, ratio: float = 2e-4,
+                  low: float = 1.0, high: float = 5.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Clip-Cov (Cui et al. 2025, 'The Entropy Mechanism of RL for Reasoning LMs', arXiv
+    2505.22617): PPO's clipped surrogate, except that a few tokens of high covariance
+    cov_t = (A_t - mean A)(log pi_t - mean log pi) lose their loss (and so their gradient):
+    among the valid tokens the clip has not already cut with ``low < cov_t < high``,
+    max(1, int(ratio * n_valid)) are drawn at random (``generator``) and zeroed, (B, T).
+    verl 0.9.1 ``compute_policy_loss_clip_cov``: ``corr[top_k_idx[:, 0], top_k_idx[:, 1]] =
+    0``, ``pg_losses = torch.maximum(pg_losses1, pg_losses2) * corr`` (no dual clip);
+    defaults ``clip_cov_ratio: 0.0002``, ``clip_cov_lb: 1.0``, ``clip_cov_ub: 5.0``."""
+    ratio = check_number(ratio, "ratio", low=0.0, high=1.0, high_open=False)
+    log_rho, adv = _ratio_inputs(logp, old_logp, advantages)
+    on = check_mask(mask, logp.shape, dtype=logp.dtype) > 0  # (B, T)
+    rho = log_rho.exp()  # (B, T)
+    plain = -adv * rho  # (B, T)
+    clipped = -adv * rho.clamp(1.0 - eps_low, 1.0 + eps_high)  # (B, T)
+    cov = _token_covariance(logp, adv, on)  # (B, T)
+    candidates = torch.nonzero(on & ~(clipped > plain) & (cov > low) & (cov < high))  # (n, 2)
+    keep = torch.ones_like(logp)  # (B, T)
+    if len(candidates):
+        count = max(int(ratio * int(on.sum())), 1)
+        chosen = candidates[torch.randperm(len(candidates), generator=generator)[:count]]
+        keep[chosen[:, 0], chosen[:, 1]] = 0.0
+    return torch.maximum(plain, clipped) * keep  # (B, T)
+
+
+def kl_cov_term(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                mask: torch.Tensor, ratio: float = 2e-4, kl_coef: float = 1.0) -> torch.Tensor:
+    """KL-Cov (arXiv 2505.22617): the unclipped surrogate -A rho on every token, plus a
+    penalty kl_coef * |log rho| on the max(1, int(ratio * n_valid)) valid tokens of largest
+    covariance cov_t, (B, T). verl 0.9.1 ``compute_policy_loss_kl_cov``: ``pg_losses_kl =
+    -advantages * ratio + ppo_kl_coef * abs_kl`` on ``torch.topk(cov_lst_all,
+    k_percent_nums, largest=True)``; defaults ``kl_cov_ratio: 0.0002``, ``ppo_kl_coef: 1``."""
+    ratio = check_number(ratio, "ratio", low=0.0, high=1.0, high_open=False)
+    kl_coef = check_number(kl_coef, "kl_coef", low=0.0, low_open=False)
+    log_rho, adv = _ratio_inputs(logp, old_logp, advantages)
+    on = check_mask(mask, logp.shape, dtype=logp.dtype) > 0  # (B, T)
+    loss = -adv * log_rho.exp()  # (B, T)
+    if not bool(on.any()):
+        return loss
+    cov = _token_covariance(logp, adv, on).masked_fill(~on, -torch.inf)  # (B, T)
+    count = max(int(ratio * int(on.sum())), 1)
+    top = torch.topk(cov.flatten(), count).indices  # (count,)
+    penalty = torch.zeros_like(loss).flatten()
+    penalty[top] = kl_coef
+    return loss + penalty.view_as(loss) * log_rho.abs()  # (B, T)
