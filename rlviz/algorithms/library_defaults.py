@@ -96,6 +96,18 @@ DEFAULTS: tuple[Default, ...] = (
     Default("trl", "PPOTrainer", "-", "1.16", None,
             "1.16.0: no trl/experimental/ppo in the wheel (PR huggingface/trl#7020)",
             "removed: TRL 1.16.0 has no PPO trainer"),
+    # the rollout/trainer mismatch corrections of notebook 07 (only the pinned release read)
+    Default("trl", "vllm_importance_sampling_correction", "True", "1.16", None,
+            "1.16.0 trl/trainer/grpo_config.py:925-926 (older releases not checked)",
+            "applies only when generating with vLLM"),
+    Default("trl", "vllm_importance_sampling_mode", '"sequence_mask"', "1.16", None,
+            "1.16.0 trl/trainer/grpo_config.py:934-935 (older releases not checked)",
+            "masked IS at sequence level (rlviz: mis, level sequence)"),
+    Default("trl", "vllm_importance_sampling_clip_max", "3.0", "1.16", None,
+            "1.16.0 trl/trainer/grpo_config.py:947-948 (older releases not checked)",
+            "the cap C of the truncate / mask modes"),
+    Default("trl", "vllm_importance_sampling_clip_min", "None", "1.16", None,
+            "1.16.0 trl/trainer/grpo_config.py:955-956 (older releases not checked)"),
     # ---- verl ----
     Default("verl", "algorithm.lam", "1.0", "0.2", None,
             "every tag v0.2..v0.7 and main 0.8.dev ppo_trainer.yaml; 0.9.1 "
@@ -155,6 +167,19 @@ DEFAULTS: tuple[Default, ...] = (
             "ppo_mini_batch_size updates per rollout"),
     Default("verl", "critic.cliprange_value", "0.5", "0.9.1", None,
             "0.9.1 _generated_ppo_trainer.yaml:617 (older releases not checked)"),
+    Default("verl", "algorithm.rollout_correction.rollout_is", "null", "0.9.1", None,
+            "0.9.1 _generated_ppo_trainer.yaml:851 (older releases not checked)",
+            "no IS weight between the rollout engine and the trainer unless set "
+            "(token / sequence)"),
+    Default("verl", "algorithm.rollout_correction.rollout_is_threshold", "2.0", "0.9.1", None,
+            "0.9.1 _generated_ppo_trainer.yaml:852 (older releases not checked)",
+            "the truncation cap C of TIS"),
+    Default("verl", "algorithm.rollout_correction.rollout_rs", "null", "0.9.1", None,
+            "0.9.1 _generated_ppo_trainer.yaml:853 (older releases not checked)",
+            "no rejection sampling (masked IS) unless set"),
+    Default("verl", "algorithm.rollout_correction.bypass_mode", "False", "0.9.1", None,
+            "0.9.1 _generated_ppo_trainer.yaml:855 (older releases not checked)",
+            "False: the trainer recomputes pi_old; True: the rollout engine's log-probs"),
 )
 
 
