@@ -65,8 +65,8 @@ DEMO_KNOBS = {**{name: None for name in OVERRIDABLE},
 # TRL 1.16.0 under trl/, verl 0.9.1 under verl/; the notebooks and docs/losses.md quote them).
 VERL_DUAL_CLIP = ("the vanilla policy loss always applies the dual clip with "
                   "actor.clip_ratio_c = 3 where A < 0 (it must be > 1 and cannot be switched "
-                  "off: trainer/ppo/core_algos.py compute_policy_loss_vanilla); rlviz runs "
-                  "this recipe without it (dual_clip=3 matches verl)")
+                  "off: trainer/ppo/core_algos.py compute_policy_loss_vanilla); rlviz's "
+                  "recipe has none: set dual_clip=3 in rlviz to compute what verl computes")
 VERL_LOG_RATIO = "the log-ratio is clamped to [-20, 20] before exp (core_algos.py)"
 VERL_SEQ_MEAN = ("the seq-mean modes divide by ppo_mini_batch_size * rollout.n, every "
                  "response of the mini-batch, empty ones included (rlviz.aggregate skips "
