@@ -101,7 +101,9 @@ def exportable(library: str) -> list[str]:
             if getattr(spec, library) is not None and getattr(spec, library).supported]
 
 
-def _trl_settings(hp, cfg: Config) -> dict:
+def _trl_settings(hp, cfg: Config, recipe) -> dict:
+    # a loss of its own ("cispo", "sapo") aggregates as TRL defines it for that loss type
+    own_loss = recipe.settings.get("loss_type") not in (None, *TRL_LOSS_TYPE.values())
     errors = []
     if hp.dual_clip is not None:
         errors.append(f"dual_clip={hp.dual_clip}: TRL {TRL_VERSION} has no dual clip (its "
@@ -111,13 +113,14 @@ def _trl_settings(hp, cfg: Config) -> dict:
     if beta != 0.0 and hp.kl_estimator != "k3":
         errors.append(f"kl_estimator={hp.kl_estimator!r}: TRL {TRL_VERSION}'s KL term is k3 "
                       "only")
-    if hp.loss_agg_mode not in TRL_LOSS_TYPE:
+    if not own_loss and hp.loss_agg_mode not in TRL_LOSS_TYPE:
         errors.append(f"loss_agg_mode={hp.loss_agg_mode!r} has no TRL loss_type")
     if errors:
         raise ExportError(f"{hp.algo!r} cannot be expressed in TRL {TRL_VERSION}: "
                           + "; ".join(errors))
     settings = {
-        "loss_type": TRL_LOSS_TYPE[hp.loss_agg_mode],
+        "loss_type": (recipe.settings["loss_type"] if own_loss
+                      else TRL_LOSS_TYPE[hp.loss_agg_mode]),
         "scale_rewards": hp.adv_scale,
         "beta": beta,
         "epsilon": hp.eps_low,
@@ -126,6 +129,15 @@ def _trl_settings(hp, cfg: Config) -> dict:
     }
     if hp.eps_high is not None and hp.eps_high != hp.eps_low:
         settings["epsilon_high"] = hp.eps_high
+    if settings["loss_type"] == "cispo":
+        # TRL bounds rho itself, with no lower bound: clamp(coef_1, max=epsilon_high)
+        # (grpo_trainer.py); rlviz's cispo clips rho to [1 - eps_low, 1 + eps_high]
+        settings["epsilon_high"] = 1.0 + hp.eps_high
+        del settings["epsilon"]
+    if settings["loss_type"] == "sapo":  # a soft gate, no clip range
+        settings.update(sapo_temperature_pos=hp.tau_pos, sapo_temperature_neg=hp.tau_neg)
+        del settings["epsilon"]
+        settings.pop("epsilon_high", None)
     if beta != 0.0:
         # rlviz's KL term is plain k3; TRL 1.16.0 multiplies it by rho unless told not to
         settings["use_bias_correction_kl"] = False
@@ -134,16 +146,17 @@ def _trl_settings(hp, cfg: Config) -> dict:
     return settings
 
 
-def _verl_settings(hp, cfg: Config) -> dict:
+def _verl_settings(hp, cfg: Config, recipe) -> dict:
     if hp.adv_scale == "batch" and hp.advantage == "group":
         raise ExportError(f"{hp.algo!r} with adv_scale='batch' cannot be expressed in verl "
                           f"{VERL_VERSION}: its grpo estimator divides by the group's std or "
                           "by nothing (algorithm.norm_adv_by_std_in_grpo)")
     if hp.ratio_level == "sequence" and hp.dual_clip is not None:
         raise ExportError(f"{hp.algo!r}: verl {VERL_VERSION}'s gspo loss has no dual clip")
-    settings = {"algorithm.adv_estimator": {"group": "grpo", "gae": "gae"}[hp.advantage]}
+    settings = {"algorithm.adv_estimator": recipe.settings["algorithm.adv_estimator"]}
     if hp.advantage == "group":
         settings["algorithm.norm_adv_by_std_in_grpo"] = hp.adv_scale == "group"
+    if not hp.needs_critic:  # responses per prompt: the group (PPO samples one per prompt)
         settings["actor_rollout_ref.rollout.n"] = cfg.group_num
     settings["algorithm.use_kl_in_reward"] = hp.kl_in == "reward"
     if hp.kl_in == "reward":
@@ -180,7 +193,7 @@ def export(cfg, to: str) -> Export:
     spec = get_spec(cfg.algo)
     recipe = _recipe(spec, to)
     hp = cfg.hparams()
-    derived = _trl_settings(hp, cfg) if to == "trl" else _verl_settings(hp, cfg)
+    derived = (_trl_settings if to == "trl" else _verl_settings)(hp, cfg, recipe)
     settings = {**recipe.settings, **derived}
     differences = list(recipe.differences)
     if to == "verl" and hp.dual_clip is not None:

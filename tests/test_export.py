@@ -20,8 +20,11 @@ VERL_ALGOS = exportable("verl")
 
 
 def test_exportable_lists_are_what_the_libraries_can_run():
-    assert set(TRL_ALGOS) == {"grpo_paper", "dr_grpo", "dapo", "gspo"}
-    assert set(VERL_ALGOS) == {"grpo_paper", "dr_grpo", "dapo", "gspo", "ppo_gae"}
+    # TRL 1.16.0: GRPOConfig's loss types (no PPO, no REINFORCE++, RLOO is another trainer)
+    assert set(TRL_ALGOS) == {"grpo_paper", "dr_grpo", "dapo", "gspo", "cispo", "sapo"}
+    assert set(VERL_ALGOS) == {"grpo_paper", "dr_grpo", "dapo", "gspo", "ppo_gae", "rloo",
+                               "reinforce_pp", "reinforce_pp_baseline", "cispo", "sapo",
+                               "gmpo", "clip_cov", "kl_cov"}
 
 
 @pytest.mark.parametrize("algo", TRL_ALGOS)
@@ -33,9 +36,15 @@ def test_grpo_config_accepts_and_reads_back(algo, tmp_path):
         assert getattr(args, key) == value, key
     # what the trainer will run with, compared with rlviz's hyper-parameters
     hp = Config(algo=algo, device="cpu").hparams()
-    assert args.epsilon == hp.eps_low
-    assert (args.epsilon_high if args.epsilon_high is not None else args.epsilon) == (
-        hp.eps_high if hp.eps_high is not None else hp.eps_low)
+    if algo == "cispo":  # TRL's bound is on rho itself, no lower bound (grpo_trainer.py)
+        assert args.loss_type == "cispo" and args.epsilon_high == 1.0 + hp.eps_high
+    elif algo == "sapo":
+        assert (args.sapo_temperature_pos, args.sapo_temperature_neg) == (hp.tau_pos,
+                                                                          hp.tau_neg)
+    else:
+        assert args.epsilon == hp.eps_low
+        assert (args.epsilon_high if args.epsilon_high is not None else args.epsilon) == (
+            hp.eps_high if hp.eps_high is not None else hp.eps_low)
     assert args.beta == (hp.beta if hp.kl_in == "loss" else 0.0)
     assert args.num_generations == 4
 
@@ -83,13 +92,19 @@ def test_verl_actor_config_accepts_the_actor_settings(algo):
 
     actor = {key.split(".", 2)[2]: value for key, value in export(algo, "verl").settings.items()
              if key.startswith("actor_rollout_ref.actor.")}
-    loss_mode = actor.pop("policy_loss.loss_mode", "vanilla")
+    policy_loss = {key.split(".", 1)[1]: actor.pop(key) for key in list(actor)
+                   if key.startswith("policy_loss.")}
     config = ActorConfig(strategy="fsdp", rollout_n=4, ppo_micro_batch_size_per_gpu=1,
-                         policy_loss=PolicyLossConfig(loss_mode=loss_mode), **actor)
+                         policy_loss=PolicyLossConfig(**policy_loss), **actor)
     hp = Config(algo=algo, device="cpu").hparams()
     assert config.clip_ratio_low == hp.eps_low
     assert config.loss_agg_mode == hp.loss_agg_mode
-    assert config.policy_loss.loss_mode == ("gspo" if hp.ratio_level == "sequence" else "vanilla")
+    # the loss mode verl runs: its own name for each policy term (vanilla = PPO's clip)
+    expected = {"gspo": "gspo", "cispo": "cispo", "sapo": "sapo", "gmpo": "geo_mean",
+                "clip_cov": "clip_cov", "kl_cov": "kl_cov"}.get(algo, "vanilla")
+    assert config.policy_loss.loss_mode == expected
+    for key, value in policy_loss.items():
+        assert getattr(config.policy_loss, key) == value, key
 
 
 def test_overrides_reach_the_export():

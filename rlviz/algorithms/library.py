@@ -14,6 +14,10 @@ from typing import Mapping
 TRL_VERSION = "1.16.0"
 VERL_VERSION = "0.9.1"
 ACTOR = "actor_rollout_ref.actor"  # verl's prefix of the actor (policy-loss) settings
+# TRL 1.16.0 loss types with a loss of their own that aggregate like an aggregation loss type
+# (trl/trainer/grpo_trainer.py: `if self.loss_type in ["grpo", "sapo"]:` ...
+# `elif self.loss_type in ["cispo", "dapo", "vespo"]:`)
+TRL_AGGREGATES_AS = {"sapo": "grpo", "cispo": "dapo", "vespo": "dapo"}
 
 
 @dataclass(frozen=True)

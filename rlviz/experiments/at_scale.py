@@ -10,7 +10,7 @@ import torch
 
 from ..algorithms import get_spec
 from ..algorithms.hparams import HParams
-from ..algorithms.library import ACTOR
+from ..algorithms.library import ACTOR, TRL_AGGREGATES_AS
 from ..losses.aggregation import AGG_MODES
 from ..losses.checks import check_number, check_one_of, check_positive_int
 from ..losses.microbatch import accumulated_loss
@@ -294,10 +294,13 @@ def recipe_normalisers(algos) -> list[dict]:
         row = {"algo": name, "mode": mode, "trl": "-", "trl factor": "not in TRL",
                "verl": "-", "verl factor": "not in verl"}
         if spec.trl is not None and spec.trl.supported:
-            setting = f'loss_type="{spec.trl.settings["loss_type"]}"'
-            row["trl"], row["trl factor"] = setting, library_normaliser("TRL", setting).factor
+            loss_type = spec.trl.settings["loss_type"]
+            setting = f'loss_type="{loss_type}"'
+            same = f'loss_type="{TRL_AGGREGATES_AS.get(loss_type, loss_type)}"'
+            row["trl"], row["trl factor"] = setting, library_normaliser("TRL", same).factor
         if spec.verl is not None and spec.verl.supported:
-            setting = f'loss_agg_mode="{spec.verl.settings[f"{ACTOR}.loss_agg_mode"]}"'
+            verl_mode = spec.verl.settings.get(f"{ACTOR}.loss_agg_mode", mode)
+            setting = f'loss_agg_mode="{verl_mode}"'
             row["verl"], row["verl factor"] = setting, library_normaliser("verl", setting).factor
         rows.append(row)
     return rows

@@ -15,7 +15,8 @@ from functools import lru_cache
 
 import torch
 
-from ..algorithms import LOSS_FN_REGISTRY, compute_loss, loss_table_markdown
+from ..algorithms import LOSS_FN_REGISTRY, loss_table_markdown
+from ..algorithms.library import TRL_AGGREGATES_AS
 from ..algorithms.table import spec_defaults
 from ..config import Config
 from ..losses import (
@@ -600,10 +601,10 @@ def settings_table() -> list[dict]:
         raise ValueError(f"LIBRARY_SETTINGS has no entry for {missing}")
     algorithms = []  # (spec, its advantage scale, its aggregation mode)
     for spec in LOSS_FN_REGISTRY.values():
-        if spec.loss_fn is not compute_loss:  # the demo's: batch centring, sum over prompts
+        if spec.advantage == "batch-centred":  # the demo's: batch centring, sum over prompts
             continue
         hp = spec_defaults(spec)
-        scale = hp.adv_scale if spec.advantage == "group" else None  # GAE has no scale
+        scale = hp.adv_scale if spec.advantage == "group" else None  # GAE, RLOO: no scale
         algorithms.append((spec, scale, hp.loss_agg_mode))
     rows = []
     for kind, value in wanted:
@@ -618,6 +619,8 @@ def settings_table() -> list[dict]:
                 key = option[0].split(".")[-1]
                 allowed = option[1] if isinstance(option[1], tuple) else (option[1],)
                 found = {k.split(".")[-1]: v for k, v in recipe.settings.items()}.get(key)
+                if library == "trl" and key == "loss_type":  # e.g. "cispo" aggregates as "dapo"
+                    found = TRL_AGGREGATES_AS.get(found, found)
                 if found is not None and str(found) not in allowed:
                     raise ValueError(f"algorithm {spec.name!r} sets {library} {key}="
                                      f"{found!r}, but {value!r} needs one of {allowed}")
