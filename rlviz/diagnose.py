@@ -285,8 +285,8 @@ def _check_clip_zero(log, num_iterations):
         _show(clip, log.keys["clip_ratio"]),
         "The clip only acts when rho leaves [1 - eps_low, 1 + eps_high]. On-policy "
         "(TRL: num_iterations=1 and steps_per_generation == gradient_accumulation_steps; "
-        "verl: one PPO epoch and ppo_mini_batch_size == train_batch_size; mini-batches in "
-        "notebooks/08_at_scale.ipynb) rho = 1 at every token, so 0 is expected. With sample "
+        "verl: one PPO epoch and ppo_mini_batch_size == train_batch_size; mini-batches per "
+        "rollout in notebooks/07_off_policy.ipynb) rho = 1 at every token, so 0 is expected. With sample "
         "reuse it should become > 0 after the first update; if it does not, the clip never "
         "binds (eps too wide or the lr too small).",
         "clipping", clip)

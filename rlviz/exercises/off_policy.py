@@ -75,4 +75,6 @@ def check_clipfrac_prediction(answer) -> str:
             "1.16.0 does not even compute old_per_token_logps then "
             "(old_per_token_logps = per_token_logps.detach()).")
     return passed("0 exactly: one optimizer step per generation batch means rho = 1 on "
-                  "every token (until a vLLM engine adds its own mismatch).")
+                  "every token. With vLLM, TRL 1.16.0 recomputes pi_old, so rho and "
+                  "clip_ratio stay there too; the engine mismatch shows in "
+                  "sampling/importance_sampling_ratio/*, not in the clip ratio.")
