@@ -210,8 +210,26 @@ def test_cached_grid_reproduces():
         assert abs(a["tokens"] - b["tokens"]) <= 0.01 * b["tokens"]
         assert math.isclose(a["log_rho_mean"], b["log_rho_mean"], abs_tol=5e-4)
         assert math.isclose(a["log_rho_std"], b["log_rho_std"], rel_tol=0.05, abs_tol=1e-4)
-        for key in ("clipfrac", "outside_sequence"):
+        for key in ("clipfrac", "outside_sequence", "adv_negative"):
             assert math.isclose(a[key], b[key], abs_tol=0.03), key
+
+
+def test_tally_shares_match_a_loop():
+    """The clip fraction and the share of A < 0 of the grid's summaries, against plain loops
+    over hand-made tokens (eps 0.2)."""
+    log_rho = torch.tensor([[0.3, -0.3, 0.0], [0.1, -0.5, 0.9], [-0.25, 0.25, 0.0]])  # (B, R)
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    adv = torch.tensor([1.0, -2.0, 0.0])  # (B,)
+    tally = op._Tally()
+    tally.add(log_rho * mask, adv, mask)
+    summary = tally.summary()
+    tokens = [(log_rho[i, t].item(), adv[i].item()) for i in range(3) for t in range(3)
+              if mask[i, t] > 0]
+    clipped = sum(1 for lr, a in tokens if (a > 0 and math.exp(lr) > 1.2)
+                  or (a < 0 and math.exp(lr) < 0.8))
+    assert summary["tokens"] == len(tokens) == 8
+    assert math.isclose(summary["clipfrac"], clipped / 8) and clipped == 2
+    assert math.isclose(summary["adv_negative"], 3 / 8)
 
 
 # ---- the exercises -------------------------------------------------------------------

@@ -26,7 +26,7 @@ def _diagnose(got, old, rollout, mask, cap) -> str:
         "The ratio is upside down: the weight is pi_old / pi_rollout = exp(old_logp - "
         "rollout_logp) (the trainer's probability over the engine's).":
             (rollout - old).exp().clamp(max=cap) * mask,
-        "The weight is not capped: TIS takes min(w, C).": ratio * mask,
+        "The weight is not capped: TIS takes min(pi_old / pi_rollout, C).": ratio * mask,
         "The weight is clipped from below too: TIS caps it at C only (MIS with a lower "
         "bound is another correction).": ratio.clamp(1 / cap, cap) * mask,
         "Padding tokens must get weight 0: multiply by the mask.": ratio.clamp(max=cap),
@@ -74,7 +74,11 @@ def check_clipfrac_prediction(answer) -> str:
             "so each is scored by the weights that sampled it: rho = 1 on every token. TRL "
             "1.16.0 does not even compute old_per_token_logps then "
             "(old_per_token_logps = per_token_logps.detach()).")
+    # TRL 1.16.0 grpo_trainer.py:2643-2644: `if self.args.gradient_accumulation_steps %
+    # generate_every != 0 or (self.use_vllm and self.vllm_importance_sampling_correction)`
+    # recomputes old_per_token_logps with the trainer's own forward pass.
     return passed("0 exactly: one optimizer step per generation batch means rho = 1 on "
-                  "every token. With vLLM, TRL 1.16.0 recomputes pi_old, so rho and "
-                  "clip_ratio stay there too; the engine mismatch shows in "
+                  "every token. With vLLM, TRL 1.16.0 scores pi_old with the trainer "
+                  "(a recompute), not with vLLM's log-probs, so rho = 1 and clip_ratio = 0 "
+                  "there too; the engine mismatch shows in "
                   "sampling/importance_sampling_ratio/*, not in the clip ratio.")

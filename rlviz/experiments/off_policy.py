@@ -10,14 +10,16 @@ corrections do.
                   gradient_accumulation_steps): minibatch m sees a policy m - 1 steps on
   epochs          E passes over the whole rollout, one Adam step each (TRL
                   num_iterations, verl ppo_epochs; M = 1)
-  staleness       the rollout was sampled k Adam steps ago (an asynchronous pipeline)
+  staleness       the rollout was sampled k Adam steps ago (an asynchronous pipeline);
+                  rho is pi_current / pi_sampler (the sampler's log-probs as pi_old): what
+                  PPO sees only without a recompute (verl's bypass mode)
   engine          same weights, the engine runs in bf16 and samples top-p; rho here is
                   pi_old / pi_rollout (the importance weight of TIS / MIS), what PPO's ratio
                   starts from in verl's bypass mode
   ==============  ===================================================================
 
   For every setting: a histogram of log rho over the tokens the loss sees, and the share
-  of tokens clipped (eps 0.2, the advantage's sign decides which side), dual-clipped
+  of tokens clipped (eps 0.2, the advantage's sign decides which side), with A < 0, dual-clipped
   (A < 0 and rho > 3), and outside [1/2, 2] per token and per sequence (what MIS with
   C = 2 drops). The grid takes ~10 s; ``rho_sources_grid()`` reads the committed cache
   ``data/off_policy/rho_sources.json`` (provenance inside), ``tests/test_nb07_off_policy.py``
@@ -164,6 +166,7 @@ class _Tally:
             "log_rho_q99": float(quantiles[2]),
             "max_abs_log_rho": float(log_rho.abs().max()),
             "clipfrac": float(clipped.double().mean()),
+            "adv_negative": float((adv < 0).double().mean()),  # PPO clips these when rho < 1 - eps
             "dual_frac": float(((adv < 0) & (rho > DUAL_CLIP)).double().mean()),
             "outside_token": float(outside.double().mean()),
             "outside_sequence": float((seq.abs() > math.log(CAP)).double().mean()),
@@ -426,3 +429,12 @@ def difference_ci(a, b) -> tuple[float, float, float]:
     df = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
     half = t_quantile_975(max(1, int(df))) * se
     return diff, diff - half, diff + half
+
+
+if __name__ == "__main__":  # python -m rlviz.experiments.off_policy rho
+    import sys
+
+    if sys.argv[1:] != ["rho"]:
+        raise SystemExit("usage: python -m rlviz.experiments.off_policy rho")
+    write_rho_cache()
+    print(f"wrote {RHO_CACHE}")

@@ -90,7 +90,11 @@ class RhoSourceFigure(LiveFigure):
             label = self.provenance["sources"][source]["label"]
             self.ax_share.set_xticks(range(len(values)), [f"{v:g}" for v in values])
             self.ax_share.set_xlabel(label, fontsize=8)
-            self.ax_hist.set_title(f"log ρ over the tokens the loss sees: {label}", fontsize=8)
+            # the engine's ratio is the IS weight omega = pi_old / pi_rollout, which is PPO's rho
+            # at the first step only in verl's bypass mode
+            quantity = "log ω (= log ρ in bypass mode)" if source == "engine" else "log ρ"
+            self.ax_hist.set_title(f"{quantity} over the tokens the loss sees: {label}",
+                                   fontsize=8)
             for key, line in self.lines.items():
                 line.set_data(range(len(values)), [s[key] for s in summaries])
             self.invalidate()

@@ -51,4 +51,5 @@ def rho_sources_panel(data: dict | None = None) -> Panel:
 
     return Panel("Where ρ ≠ 1 comes from", controls, drawing, update,
                  description="GRPO on the toy 'reverse' task after 10 steps; one rollout of "
-                             "256 responses. Engine: ρ = π_old / π_rollout (the IS weight).")
+                             "256 responses. Engine: the IS weight ω = π_old / π_rollout, "
+                             "PPO's ρ at the first step in verl's bypass mode.")
