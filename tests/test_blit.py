@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from rlviz.plots.live import LiveFigure, png_from_canvas
+from rlviz.plots.live import BACKGROUNDS_KEPT, LiveFigure, nice_limits, png_from_canvas
 from rlviz.widgets import PANEL_REGISTRY
 from rlviz.widgets.common import render_png
 
@@ -117,6 +117,87 @@ def test_a_moving_axis_follows_its_limits_without_a_background_redraw():
     blitted = pixels(fig.render_png())
     assert calls == []
     assert_same_picture(blitted, full_redraw(fig.figure))
+
+
+# ------------------------------------------------------------ limits in round steps
+
+def is_multiple(value: float, step: float) -> bool:
+    return abs(value / step - round(value / step)) < 1e-9
+
+
+@pytest.mark.parametrize("low, high", [(-3.5, 3.5), (0.0, 0.293), (-0.103, 0.005),
+                                       (0.0, 1.0), (17.0, 123.0), (-2e-4, -1e-4),
+                                       (1e6, 1e6 + 3)])
+def test_nice_limits_hold_the_range_on_multiples_of_one_round_step(low, high):
+    lo, hi = nice_limits(low, high, nbins=5)
+    assert lo <= low and hi >= high
+    # some step 1, 2, 2.5 or 5 times a power of ten has both ends on its multiples, and
+    # the interval spans at most nbins + 1 of them (the outer ticks of <= 5 bins, plus
+    # the one the range may stick into)
+    steps = [m * 10.0 ** k for k in range(-6, 7) for m in (1, 2, 2.5, 5)]
+    fitting = [s for s in steps if is_multiple(lo, s) and is_multiple(hi, s)]
+    assert fitting, (lo, hi)
+    assert min(round((hi - lo) / s) for s in fitting) <= 6
+
+
+def test_nice_limits_of_a_point_and_bad_input():
+    lo, hi = nice_limits(2.0, 2.0)
+    assert lo < 2.0 < hi and np.isfinite([lo, hi]).all()
+    assert nice_limits(3.0, 1.0) == nice_limits(1.0, 3.0)
+    with pytest.raises(ValueError, match="finite"):
+        nice_limits(0.0, float("nan"))
+
+
+def make_following_figure():
+    """One axes whose y-limits follow a line's data in round steps (a static axis)."""
+    fig = LiveFigure(figsize=(4, 2.5), dpi=60)
+    ax = fig.figure.subplots()
+    (line,) = ax.plot([0, 1, 2], [0, 1, 0], color="tab:red")
+    ax.set_xlim(0, 2)
+    fig.moving = [line]
+    fig.enable_blit()
+
+    def show(top):
+        line.set_ydata([0, top, 0])
+        fig.follow(ax, "y", 0.0, top)
+        return pixels(fig.render_png())
+    return fig, ax, show
+
+
+def test_following_limits_redraw_the_background_only_when_the_round_limits_change():
+    fig, ax, show = make_following_figure()
+    calls = count_background_draws(fig)
+    show(0.83)
+    show(0.91)  # still inside (0, 1): the same background
+    assert len(calls) == 1 and ax.get_ylim() == (0.0, 1.0)
+    blitted = show(1.7)  # out of (0, 1): new limits, one more background
+    assert len(calls) == 2 and ax.get_ylim()[1] >= 1.7
+    assert_same_picture(blitted, full_redraw(fig.figure))
+    back = show(0.85)  # the first limits again: their background is still cached
+    assert len(calls) == 2
+    assert_same_picture(back, full_redraw(fig.figure))
+
+
+def test_the_background_cache_is_bounded_and_invalidate_empties_it():
+    fig, _ax, show = make_following_figure()
+    calls = count_background_draws(fig)
+    tops = [10.0 ** k for k in range(BACKGROUNDS_KEPT + 1)]  # each its own limits
+    for top in tops:
+        show(top)
+    assert len(calls) == BACKGROUNDS_KEPT + 1
+    show(tops[-1])  # the newest is kept ...
+    assert len(calls) == BACKGROUNDS_KEPT + 1
+    show(tops[0])  # ... the oldest was dropped
+    assert len(calls) == BACKGROUNDS_KEPT + 2
+    fig.invalidate()
+    show(tops[0])
+    assert len(calls) == BACKGROUNDS_KEPT + 3
+
+
+def test_follow_names_a_bad_axis():
+    fig, ax, _show = make_following_figure()
+    with pytest.raises(ValueError, match="which"):
+        fig.follow(ax, "z", 0.0, 1.0)
 
 
 def test_on_top_artists_stay_over_the_moving_ones():

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .live import LiveFigure
+from .live import LiveFigure, nice_limits
 
 __all__ = [
     "ClippingRunFigure",
@@ -59,11 +59,12 @@ class _SurrogateAxes:
         self.label = ax_grad.text(0.98, 0.04, "grey: gradient exactly 0",
                                   transform=ax_grad.transAxes, ha="right", va="bottom",
                                   fontsize=8, color="dimgray")
-        # what ``update`` changes: the curves, flat regions, bounds and, as the limits
-        # follow |A|, the y-axes with the zero lines; the label does not change but is
-        # drawn over the grey regions; titles, x-axes and legend stay
+        # what ``update`` changes: the curves, flat regions and bounds; the label does not
+        # change but is drawn over the grey regions. The y-limits follow |A| in round
+        # steps (``nice_limits``: a new background only when they change), so the axes,
+        # zero lines, titles and legend stay static
         self.moving = [self.unclipped, self.objective, self.grad, self.spans, self.bounds,
-                       self.zero_lines, [ax.yaxis for ax in self.axes], self.label]
+                       self.label]
 
     def update(self, curves: dict, advantage: float, eps_low: float, eps_high: float,
                dual_clip: float | None) -> bool:
@@ -96,8 +97,9 @@ class _SurrogateAxes:
                     line.set_xdata([x, x])
         size = max(abs(advantage), 1e-3)
         top = self.y_span * size
-        self.axes[0].set_ylim(-top, top)
-        self.axes[1].set_ylim(-top, top)
+        limits = nice_limits(-top, top)  # round, and symmetric: ticks are multiples of a step
+        self.axes[0].set_ylim(*limits)
+        self.axes[1].set_ylim(*limits)
         # the label goes where the gradient curve is not: for A < 0 the curve runs down
         # to the lower right, for A > 0 it is flat at 0 there
         self.label.set_y(0.96 if advantage < 0 else 0.04)

@@ -158,7 +158,9 @@ class TokenEstimatorsFigure(LiveFigure):
         left.set_ylabel("probability", fontsize=9)
         left.set_xticks([])
         left.locator_params(axis="y", nbins=4)
-        left_legend = left.legend(fontsize=8)  # "best": it moves away from the policy's peaks
+        # static, drawn over the bars (``on_top``); the reference's top tokens are sorted,
+        # so the bars are lowest on the right
+        left_legend = left.legend(fontsize=8, loc="upper right")
         left.tick_params(labelsize=8)
         self.series = {}
         for name, style in SERIES_STYLE.items():
@@ -173,22 +175,23 @@ class TokenEstimatorsFigure(LiveFigure):
         right.set_xlabel("per-step estimate", fontsize=9)
         right.set_yticks([])
         right.locator_params(axis="x", nbins=5)
-        self.on_top = [right.legend(fontsize=7, loc="upper left")]
+        self.on_top = [right.legend(fontsize=7, loc="upper left"), left_legend]
         right.tick_params(labelsize=8)
         self.suptitle = self.figure.suptitle("", fontsize=10)
-        # what an update changes: the curves, the axes whose limits follow the data (with
-        # the lines placed on them), and the left legend, which moves away from the
-        # policy's peaks; the right legend stays, on top of the curves
+        # what an update changes: the curves, the lines, and the right axes, whose limits
+        # follow the histograms (the x-axis with the lines placed on it; the y-axis has no
+        # ticks); the left y-limits follow the data in round steps (``follow``: a static
+        # axis, a new background only when they change); the legends stay
         self.moving = [self.ref, self.policy, list(self.series.values()), self.exact_v,
-                       self.uniform_v, zero_v, left.yaxis, right.xaxis, right.yaxis,
-                       left_legend]
+                       self.uniform_v, zero_v, right.xaxis, right.yaxis]
         self.update(data)
 
     def update(self, data: dict) -> "TokenEstimatorsFigure":
         edges_top = np.arange(len(data["top_ref"]) + 1) - 0.5
         self.ref.set_data(data["top_ref"], edges_top)
         self.policy.set_data(data["top_policy"], edges_top)
-        self.left.set_ylim(0, 1.1 * max(np.max(data["top_ref"]), np.max(data["top_policy"])))
+        self.follow(self.left, "y", 0.0,
+                    1.05 * max(np.max(data["top_ref"]), np.max(data["top_policy"])), nbins=4)
         self.left.set_xlim(edges_top[0], edges_top[-1])
         peak = 1e-12
         for name in SERIES_STYLE:

@@ -25,6 +25,14 @@ This is matplotlib's documented blitting mechanism (``set_animated``, ``copy_fro
 blitting"), behind ``render_png``. The background is redrawn by itself when the figure's
 size or the limits of an axes that is not moving change.
 
+Drawing a moving ``Axis`` (its ticks and their labels) costs 6-12 ms a render, most of
+it rasterising text. So an axes whose range follows the data should rather keep a static
+axis and call ``self.follow(ax, "y", low, high)``: the limits snap to the round tick
+values around ``[low, high]`` and change only when the data leaves them; each set of
+limits keeps its own background (the last ``BACKGROUNDS_KEPT``), so moving a slider back
+and forth redraws nothing but the curves. As a side effect the axes stop jittering while
+a slider is dragged.
+
 Moving artists are drawn over all static ones, whatever their zorder; so that curves and
 shading never cover an axes' frame, the spines of every axes holding a moving artist are
 redrawn with them (a few thin lines: cheap). ``figure.savefig`` always draws everything.
@@ -33,15 +41,39 @@ redrawn with them (a few thin lines: cheap). ``figure.savefig`` always draws eve
 from __future__ import annotations
 
 import io
+import math
+from collections import OrderedDict
 
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-__all__ = ["PNG_COMPRESS_LEVEL", "LiveFigure", "png_from_canvas"]
+__all__ = ["BACKGROUNDS_KEPT", "PNG_COMPRESS_LEVEL", "LiveFigure", "nice_limits",
+           "png_from_canvas"]
 
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: faster than the default 6; files ~20% larger
+BACKGROUNDS_KEPT = 16  # cached backgrounds per figure (one per set of static limits)
+NICE_STEPS = (1, 2, 2.5, 5, 10)  # tick steps (times a power of ten) that limits snap to
+
+
+def nice_limits(low: float, high: float, nbins: int = 5) -> tuple[float, float]:
+    """The smallest round-number interval (the outer ticks of ``MaxNLocator(nbins)``)
+    that holds ``[low, high]``; a zero-width or non-finite range gets a unit width."""
+    low, high = float(low), float(high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"limits must be finite, got low={low!r}, high={high!r}")
+    if high < low:
+        low, high = high, low
+    if high - low <= 1e-12 * max(1.0, abs(low), abs(high)):
+        low, high = low - 0.5, high + 0.5
+    ticks = MaxNLocator(nbins, steps=NICE_STEPS).tick_values(low, high)  # (k,) round numbers
+    below = ticks[ticks <= low]
+    above = ticks[ticks >= high]
+    step = ticks[1] - ticks[0]
+    return (float(below[-1]) if len(below) else low - step,
+            float(above[0]) if len(above) else high + step)
 
 
 def flatten_artists(artists) -> list[Artist]:
@@ -73,9 +105,9 @@ class LiveFigure:
         self.moving: list = []
         self.on_top: list = []
         self._animated: list[Artist] | None = None  # None: blitting is off
-        self._background = None  # the cached pixels of the static artists
-        self._on_top_regions = []  # the cached pixels of the on_top artists' rectangles
-        self._background_limits = None  # the static axes limits the cache was drawn with
+        # static limits -> (pixels of the static artists, pixels of the on_top artists'
+        # rectangles), most recently used last
+        self._backgrounds: OrderedDict = OrderedDict()
 
     def update(self, *args, **kwargs) -> "LiveFigure":
         """Put new data into the artists; return ``self``."""
@@ -97,11 +129,20 @@ class LiveFigure:
         self._animated = sorted(moving + frames, key=lambda artist: artist.get_zorder())
         for artist in self._animated:
             artist.set_animated(True)  # a full canvas draw skips it; draw_artist draws it
-        self._background = None
+        self._backgrounds.clear()
 
     def invalidate(self) -> None:
         """A static artist changed: the next render draws the background again."""
-        self._background = None
+        self._backgrounds.clear()
+
+    def follow(self, ax, which: str, low: float, high: float, nbins: int = 5) -> None:
+        """Set the ``which`` ("x" or "y") limits of ``ax`` to ``nice_limits(low, high)``:
+        round numbers that change only when the data leaves them (see the module
+        docstring). The axis stays static: do not list it in ``moving``."""
+        if which not in ("x", "y"):
+            raise ValueError(f"which must be 'x' or 'y', got {which!r}")
+        limits = nice_limits(low, high, nbins)
+        (ax.set_xlim if which == "x" else ax.set_ylim)(*limits)
 
     def set_static_text(self, text_artist, text: str) -> None:
         """Give a static text (a title) a new string; the background is redrawn only if
@@ -129,19 +170,23 @@ class LiveFigure:
         if self._animated is None:
             canvas.draw()
             return png_from_canvas(canvas)
-        if self._background is None or self._static_limits() != self._background_limits:
+        key = tuple(self._static_limits())
+        if key in self._backgrounds:
+            self._backgrounds.move_to_end(key)
+            background, on_top_regions = self._backgrounds[key]
+            canvas.restore_region(background)
+        else:
             canvas.draw()  # everything except the animated (moving) artists
             self.figure.set_layout_engine("none")  # keep the layout of that first draw
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
             renderer = canvas.get_renderer()
-            self._on_top_regions = [
+            on_top_regions = [
                 canvas.copy_from_bbox(artist.get_window_extent(renderer).padded(1))
                 for artist in flatten_artists(self.on_top)]
-            self._background_limits = self._static_limits()
-        else:
-            canvas.restore_region(self._background)
+            self._backgrounds[key] = (canvas.copy_from_bbox(self.figure.bbox), on_top_regions)
+            if len(self._backgrounds) > BACKGROUNDS_KEPT:
+                self._backgrounds.popitem(last=False)  # the least recently used
         for artist in self._animated:
             self.figure.draw_artist(artist)
-        for region in self._on_top_regions:
+        for region in on_top_regions:
             canvas.restore_region(region)  # back where it was copied from, over the moving
         return png_from_canvas(canvas)

@@ -193,12 +193,13 @@ class GaeFigure(LiveFigure):
     For a panel: ``legend=False`` leaves the legends out (the panel's description gives
     the key), ``numbers_in_title=False`` keeps gamma, lambda and the critic error out of
     the title (the sliders show them), ``episode_ylim`` fixes the y-limits of the episode
-    axes to a range that covers every slider setting (None: fit them to the data).
+    axes to a range that covers every slider setting (None: fit them to the data);
+    ``dpi`` 72 for a panel (fewer pixels to redraw and encode).
     """
 
     def __init__(self, num_tokens: int, num_lams: int, legend: bool = True,
-                 numbers_in_title: bool = True, episode_ylim=None):
-        super().__init__(figsize=(10.5, 3.8), dpi=90, layout="constrained")
+                 numbers_in_title: bool = True, episode_ylim=None, dpi: float = 90):
+        super().__init__(figsize=(10.5, 3.8), dpi=dpi, layout="constrained")
         self.ax_episode, self.ax_tradeoff = ax1, ax2 = self.figure.subplots(1, 2)
         self.legend, self.numbers_in_title = legend, numbers_in_title
         self.episode_ylim = episode_ylim
@@ -245,10 +246,11 @@ class GaeFigure(LiveFigure):
                       fontsize=10)
         if legend:
             ax2.legend(fontsize=7.5, loc="upper center")
-        # what an update changes: the curves, and the y-axes whose limits follow the data
+        # what an update changes: the curves, and the episode's y-axis if its limits
+        # follow the data; the trade-off's y-limits move in round steps (``follow``)
         self.moving = [self.reward_bars, self.values, self.mc, self.td, self.gae, self.bias2,
                        self.variance, self.mse, self.bias2_sampled, self.variance_sampled,
-                       self.lam_line, self.best, ax2.yaxis]
+                       self.lam_line, self.best]
         if episode_ylim is None:
             self.moving += [ax1.yaxis, zero_line]  # the zero line sits on that y-axis
         if numbers_in_title:
@@ -284,7 +286,7 @@ class GaeFigure(LiveFigure):
         self.lam_line.set_xdata([lam, lam])
         top = max(mse.max(), _np(stats["variance_sampled"]).max(),
                   _np(stats["bias2_sampled"]).max())
-        ax2.set_ylim(0, (1.4 if self.legend else 1.08) * top)  # room for the legend
+        self.follow(ax2, "y", 0.0, (1.4 if self.legend else 1.03) * top)  # room for the legend
         ax2.set_xlim(-0.02, 1.02)
         return self
 

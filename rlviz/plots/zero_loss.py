@@ -118,14 +118,13 @@ class EpochCurvesFigure(LiveFigure):
         self.ax_grad.set_xlabel("inner epoch on the same batch")
         self.ax_grad.set_title("gradient norm", fontsize=10)
         for axis in (self.ax_loss.yaxis, self.ax_grad.yaxis):
-            axis.set_major_locator(MaxNLocator(5))  # few tick labels: cheaper redraws
+            axis.set_major_locator(MaxNLocator(5))  # the ticks ``follow`` snaps to
         self.first_text = ax.text(0.98, 0.95, "", transform=ax.transAxes, ha="right",
                                   va="top", fontsize=8)
-        # what ``update`` changes: the curves, the y-axes (their limits follow the data),
-        # the zero line (placed on the y-axis) and the text; titles, x-axes, legend stay
+        # what ``update`` changes: the curves and the text; the y-limits follow the data
+        # in round steps (``follow``), so the axes, titles and legend stay static
         self.moving = [self.loss_line, self.policy_line, self.kl_line, self.grad_line,
-                       self.zero_line, self.first_text, self.ax_loss.yaxis,
-                       self.ax_grad.yaxis]
+                       self.first_text]
         self.on_top = [self.legend]  # static, but drawn over the curves
 
     def update(self, result: dict, epochs: int | None = None) -> "EpochCurvesFigure":
@@ -140,10 +139,10 @@ class EpochCurvesFigure(LiveFigure):
         self.grad_line.set_data(x, result["grad_norm"][:shown])
         low = min(loss + result["policy_term"][:shown] + result["kl_term"][:shown] + [0.0])
         high = max(loss + result["policy_term"][:shown] + result["kl_term"][:shown] + [0.0])
-        pad = max(0.1 * (high - low), 0.01)
-        self.ax_loss.set_ylim(low - pad, high + pad)
+        pad = max(0.05 * (high - low), 0.005)
+        self.follow(self.ax_loss, "y", low - pad, high + pad)
         top = max(result["grad_norm"][:shown])
-        self.ax_grad.set_ylim(0, 1.15 * top if top > 0 else 1.0)
+        self.follow(self.ax_grad, "y", 0.0, 1.05 * top if top > 0 else 1.0)
         first = result["loss"][0]
         shown_first = "0.0000" if abs(first) < 5e-5 else f"{first:+.4f}"
         self.first_text.set_text(f"epoch 1 prints {shown_first}")

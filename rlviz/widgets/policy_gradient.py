@@ -31,7 +31,8 @@ def gae_panel(gamma: float = 1.0, lam: float = 0.95, critic_error: float = 0.5,
     corners = [pg.example_episode(study, g, lam_, c) for g in (0.5, 0.75, 1.0)
                for lam_ in (0.0, 0.5, 1.0) for c in (0.0, 0.5, 1.0)]
     figure = GaeFigure(study.chain.length, len(LAM_GRID), legend=False,
-                       numbers_in_title=False, episode_ylim=episode_ylim_of(corners, legend=False))
+                       numbers_in_title=False, episode_ylim=episode_ylim_of(corners, legend=False),
+                       dpi=72)
     curves: dict = {}  # (gamma, critic_error) -> stats over LAM_GRID
 
     def update(gamma, lam, critic_error):
@@ -39,7 +40,9 @@ def gae_panel(gamma: float = 1.0, lam: float = 0.95, critic_error: float = 0.5,
         if key not in curves:
             curves[key] = pg.gae_gradient_stats(study, gamma, LAM_GRID, critic_error)
         stats = curves[key]
-        here = pg.gae_gradient_stats(study, gamma, [lam], critic_error)
+        on_grid = [i for i, x in enumerate(LAM_GRID) if abs(x - lam) < 1e-9]
+        here = ({k: v[on_grid] for k, v in stats.items()} if on_grid  # the slider's steps
+                else pg.gae_gradient_stats(study, gamma, [lam], critic_error))
         episode = pg.example_episode(study, gamma, lam, critic_error)
         figure.update(episode, stats, lam, gamma, critic_error)
         best = int(stats["mse"].argmin())

@@ -20,8 +20,9 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
     advantages -> loss value (with its policy and KL parts) and gradient norm per epoch.
 
     The model is small (vocabulary 256, hidden 32, Adam lr 1e-3) so a run takes a few ms.
-    One run of ``MAX_EPOCHS`` epochs is cached per (beta, spread, mode, centred): the first
-    K epochs of it are exactly a K-epoch run, so the epochs slider only redraws.
+    One run is cached per (beta, spread, mode, centred) and trained only as far as the
+    epochs slider asks (``ZeroLossRun.extend``): the first K epochs of a run are exactly a
+    K-epoch run, so moving the epochs slider trains at most the missing epochs.
     """
     lab = ZeroLossLab() if lab is None else lab
     drawing = EpochCurvesFigure(max_epochs=MAX_EPOCHS)
@@ -39,9 +40,8 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
     def update(epochs, beta, spread, mode, centred):
         key = (round(float(beta), 6), round(float(spread), 6), mode, bool(centred))
         if key not in cache:
-            cache[key] = lab.run(epochs=MAX_EPOCHS, beta=key[0], spread=key[1], mode=mode,
-                                 centred=key[3])
-        result = cache[key]
+            cache[key] = lab.start(beta=key[0], spread=key[1], mode=mode, centred=key[3])
+        result = cache[key].extend(epochs).record  # per-epoch lists, at least `epochs` long
         drawing.update(result, epochs)
         lengths = lab.lengths(key[1])
         return {
