@@ -1,55 +1,69 @@
-"""Time to learn the default toy task, per algorithm.
+"""Time to learn the default toy task, per algorithm, through the command line.
 
-For each algorithm of the loss family, ``rlviz.train`` runs on the default task
-("reverse") with ``TrainConfig``'s defaults (only ``cfg.algo`` changes) until the mean
-reward of 5 consecutive steps reaches 0.9 (``stop_reward``), or ``MAX_STEPS`` steps.
-Reported per algorithm, median over seeds 0-4: steps and wall seconds to that point (the
-seconds include sampling, updates and the periodic greedy evaluation; target for
-``"grpo_paper"`` and ``"ppo_gae"``: at most 5 s each), the CPU seconds of the whole run,
-and the greedy reward on fresh prompts at the end of each run.
+For every algorithm of ``LOSS_FN_REGISTRY`` except the demo's two, ``python -m rlviz train
+--algo NAME --seed S --stop-reward 0.9`` runs on the default task ("reverse") with
+``TrainConfig``'s defaults (only the algorithm changes) until the mean reward of 5
+consecutive steps reaches 0.9, or ``MAX_STEPS`` steps; its ``--out`` CSV gives the steps and
+the wall seconds of training to that point (sampling, updates and the periodic greedy
+evaluation; target for ``"grpo_paper"`` and ``"ppo_gae"``: at most 5 s each, median over
+seeds 0-4), and the greedy reward on fresh prompts at the end. The CPU column is the child
+process' CPU time, start-up included.
 
 Wall time depends on the machine's load: on a shared machine other processes slow every
 step alike (measured here at a load average of 8-10 on 2 cores: ~3x), so the steps column
 is the load-free number and the CPU column the nearly load-free cost. Run
-``python benchmarks/bench_learning.py`` for the table and the settings;
+``python benchmarks/bench_learning.py [ALGO ...]`` for the table and the settings;
 ``run()`` returns the rows for ``make bench``.
 """
 
 from __future__ import annotations
 
+import csv
 import os
+import resource
 import statistics
+import subprocess
 import sys
-import time
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
-from rlviz.trainer import TrainConfig, train
+from rlviz.algorithms import LOSS_FN_REGISTRY
+from rlviz.trainer import TrainConfig, steps_to_threshold
 
 THRESHOLD = 0.9
 WINDOW = 5
 MAX_STEPS = 150
 TARGET_SECONDS = 5.0
 TARGETED = ("grpo_paper", "ppo_gae")
-VARIANTS = ("dr_grpo", "dapo", "gspo")
+DEMO_ALGOS = ("ppo", "grpo")  # the demo's losses: batch-centred advantages, no toy defaults
+VARIANTS = tuple(name for name in LOSS_FN_REGISTRY if name not in (*TARGETED, *DEMO_ALGOS))
 SEEDS = (0, 1, 2, 3, 4)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def time_to_threshold(algo: str, seed: int) -> dict:
-    """One run to the threshold: steps, seconds, final greedy reward (NaN if not reached)."""
-    cfg = TrainConfig(algo=algo, seed=seed, steps=MAX_STEPS, stop_reward=THRESHOLD,
-                      window=WINDOW)
-    cpu_start = time.process_time()
-    result = train(cfg, progress=False)
-    cpu = time.process_time() - cpu_start
-    steps, seconds = result.steps_to(THRESHOLD, WINDOW)
+    """One CLI run to the threshold: steps, seconds, final greedy reward (NaN if not
+    reached), seconds per step and the child's CPU seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "metrics.csv"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-m", "rlviz", "train", "--algo", algo, "--seed",
+                        str(seed), "--steps", str(MAX_STEPS), "--stop-reward", str(THRESHOLD),
+                        "--no-progress", "--out", str(out)],
+                       cwd=ROOT, check=True, capture_output=True, text=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with open(out, newline="") as handle:
+            rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    steps, seconds = steps_to_threshold(rows, THRESHOLD, WINDOW)
     return {
         "steps": steps if steps is not None else float("nan"),
         "seconds": seconds if seconds is not None else float("nan"),
-        "greedy": result.metrics[-1]["greedy_reward"],
-        "per_step": result.metrics[-1]["seconds"] / len(result.metrics),
-        "cpu": cpu,
+        "greedy": rows[-1]["greedy_reward"],
+        "per_step": rows[-1]["seconds"] / len(rows),
+        "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
     }
 
 
@@ -60,9 +74,9 @@ def _median(values):
     return statistics.median(padded)
 
 
-def run(seeds=SEEDS, variants=VARIANTS) -> list[dict]:
+def run(seeds=SEEDS, algos=(*TARGETED, *VARIANTS)) -> list[dict]:
     rows = []
-    for algo in (*TARGETED, *variants):
+    for algo in algos:
         algo_seeds = seeds
         runs = [time_to_threshold(algo, seed) for seed in algo_seeds]
         label = (f"median of {len(algo_seeds)} seeds" if len(algo_seeds) > 1
@@ -91,7 +105,7 @@ def run(seeds=SEEDS, variants=VARIANTS) -> list[dict]:
     return rows
 
 
-def settings_text() -> str:
+def settings_text(algos=(*TARGETED, *VARIANTS)) -> str:
     cfg = TrainConfig()
     lines = [f"machine: {os.cpu_count()} cores; torch {torch.__version__}; "
              "training uses 1 torch thread, flush-denormal on",
@@ -100,22 +114,24 @@ def settings_text() -> str:
              "TrainConfig: " + ", ".join(
                  f"{k}={v}" for k, v in asdict(cfg).items()
                  if k not in ("algo", "seed", "steps", "stop_reward", "input_len", "seq_len"))]
-    for algo in (*TARGETED, *VARIANTS):
+    for algo in algos:
         cfg = TrainConfig(algo=algo)
-        hp = {k: v for k, v in cfg.hparams().items() if k not in ("algo",)}
+        hp = {k: v for k, v in asdict(cfg.hparams()).items() if v is not None}
         lines.append(f"{algo}: {cfg.samples_per_step // cfg.group_size()} prompts x "
                      f"G={cfg.group_size()}; " + ", ".join(f"{k}={v}" for k, v in hp.items()))
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    from pathlib import Path
-
     sys.path.insert(0, str(Path(__file__).parent))
     from run_all import print_table
 
-    print(settings_text())
+    chosen = tuple(sys.argv[1:]) or (*TARGETED, *VARIANTS)
+    unknown = [a for a in chosen if a not in LOSS_FN_REGISTRY or a in DEMO_ALGOS]
+    if unknown:
+        sys.exit(f"unknown algorithm(s) {unknown}; known: {', '.join((*TARGETED, *VARIANTS))}")
+    print(settings_text(chosen))
     print()
-    result = run()
+    result = run(algos=chosen)
     print_table([{"group": "learning", **r} for r in result])
     sys.exit(0 if all(r["ok"] is not False for r in result) else 1)

@@ -1,9 +1,18 @@
 """Notebook 08's experiments, panel and exercises, against numbers worked out by hand."""
 
+import importlib.metadata
+import importlib.util
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
-from rlviz.exercises.at_scale import check_global_micro_loss, check_naive_factor
+from rlviz.exercises.at_scale import (
+    check_global_micro_loss,
+    check_naive_factor,
+    check_predictions,
+)
 from rlviz.exercises.common import ExerciseError
 from rlviz.experiments import at_scale as ex
 from rlviz.widgets import PANEL_REGISTRY, micro_batch_weights_panel
@@ -115,6 +124,23 @@ def test_exercises_accept_right_answers_and_explain_wrong_ones():
         check_naive_factor(lambda lengths, mode, n_micro: 1 / 0)
 
 
+def test_predictions_by_hand():
+    # (a) spread 1: lengths 32 29 18 14 | 10 6 3 0, N = 112, the second half holds 19:
+    # factor N / (K N_k) = 112 / 38; (c) states 16 * 7e9 / R bytes, activations of one
+    # 16k-token response 16384 * (2 * 28 * 3584 + 4 * 152064) bytes, the same at both R
+    activations = 16384 * (2 * 28 * 3584 + 4 * 152064) / 1e9
+    ratio = (16 * 7e9 / 256 / 1e9 + activations) / (16 * 7e9 / 64 / 1e9 + activations)
+    assert check_predictions(112 / 38, "seq-mean-token-mean", ratio).startswith("Correct")
+    with pytest.raises(ExerciseError, match="second holding 19"):
+        check_predictions(112 / 56, "seq-mean-token-mean", ratio)
+    with pytest.raises(ExerciseError, match="is not it"):
+        check_predictions(112 / 38, "token-mean", ratio)
+    with pytest.raises(ExerciseError, match="one of rlviz's modes"):
+        check_predictions(112 / 38, "bnpo", ratio)
+    with pytest.raises(ExerciseError, match="not divided"):
+        check_predictions(112 / 38, "seq-mean-token-mean", 0.25)  # states only
+
+
 def test_every_registered_recipe_has_a_normaliser_row():
     from rlviz import LOSS_FN_REGISTRY
 
@@ -124,3 +150,29 @@ def test_every_registered_recipe_has_a_normaliser_row():
     assert by_algo["dr_grpo"]["verl"] == 'loss_agg_mode="seq-mean-token-sum-norm"'
     with pytest.raises(KeyError, match="no TRL row"):
         ex.library_normaliser("TRL", 'loss_type="sapo"')
+
+
+SOURCE_REFERENCE = re.compile(r"(?:([\w/]+\.py))?:(\d+)(?:-(\d+))?\s+`([^`]+)`")
+
+
+def test_every_library_row_cites_lines_that_hold_its_code():
+    """Each file:line of LIBRARY_NORMALISERS' sources, read in the installed TRL 1.16.0 /
+    verl 0.9.1: the quoted code is on that line (or within two lines of it)."""
+    table = ex.library_table_markdown()
+    for row in ex.LIBRARY_NORMALISERS:
+        assert row.source in table  # the notebook's table shows where each claim comes from
+        package = {"TRL": "trl", "verl": "verl"}[row.library]
+        assert importlib.metadata.version(package) == row.version
+        root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
+        path = None
+        references = list(SOURCE_REFERENCE.finditer(row.source))
+        assert references, row.source
+        for match in references:
+            path = match.group(1) or path  # ":3157" continues the previous file
+            first = int(match.group(2))
+            last = int(match.group(3) or first)
+            lines = (root / path).read_text().splitlines()[first - 3:last + 2]
+            window = "".join("".join(lines).split())  # whitespace left out: code wraps
+            for piece in match.group(4).split("..."):
+                piece = "".join(piece.split()).strip(",")
+                assert piece in window, (row.setting, path, first, piece)

@@ -1,16 +1,17 @@
-"""Self-checks for notebook 08: the naive factor, and a micro-batch loss with the global
-normaliser."""
+"""Self-checks for notebook 08: the naive factor, a micro-batch loss with the global
+normaliser, and three predictions (panel, TRL's bnpo, the scaling table)."""
 
 from __future__ import annotations
 
 import torch
 
+from ..experiments.at_scale import scaling_table, weights_data
 from ..losses.aggregation import AGG_MODES, aggregate
 from ..losses.microbatch import chunk_rows, loss_normaliser, naive_factor
 from ..masks import mask_from_lengths
 from .common import ExerciseError, call_reader, check_close, passed
 
-__all__ = ["check_global_micro_loss", "check_naive_factor"]
+__all__ = ["check_global_micro_loss", "check_naive_factor", "check_predictions"]
 
 FACTOR_CASES = [  # (lengths, n_micro): unequal lengths, an empty response, an empty chunk
     ([6, 5, 1, 1], 2),
@@ -77,3 +78,30 @@ def check_global_micro_loss(fn) -> str:
             check_close(what + " (gradient)", grad, expected_grad, atol=1e-10, hint=hint)
     return passed("summed over micro-batches and averaged over ranks, your micro-batch loss "
                   "is the single-batch loss, with the same gradient, for every mode.")
+
+
+ONE_ROW_PLANS = ((64, 256, 16384), (256, 64, 16384))  # one response per micro-batch, 16k
+
+
+def check_predictions(largest_factor, bnpo_mode, memory_ratio) -> str:
+    """Exercise 3 of notebook 08: (a) ``largest_factor``, the largest naive token-mean
+    factor in the panel at spread 1 with 2 micro-batches; (b) ``bnpo_mode``, the rlviz
+    ``loss_agg_mode`` whose gradient TRL's ``"bnpo"`` follows with one response per
+    micro-batch; (c) ``memory_ratio``, memory per rank at 256 ranks over that at 64 ranks,
+    one response per micro-batch at 16k tokens (the scaling table's two such rows)."""
+    expected_factor = weights_data(n_micro=2, spread=1.0, mode="token-mean")["largest factor"]
+    check_close("(a) largest token-mean factor", largest_factor, expected_factor, atol=0.01,
+                hint="N / (K N_k): all 112 tokens over 2 micro-batches, the second holding 19.")
+    if bnpo_mode not in AGG_MODES:
+        raise ExerciseError(f"(b) name one of rlviz's modes {list(AGG_MODES)}, "
+                            f"got {bnpo_mode!r}")
+    if bnpo_mode != "seq-mean-token-mean":
+        raise ExerciseError(f"(b) {bnpo_mode!r} is not it: a token-mean over one response is "
+                            "that response's mean, and the micro-batches are then averaged.")
+    small, large = (row["memory GB per rank"] for row in scaling_table(ONE_ROW_PLANS))
+    check_close("(c) memory per rank, 256 ranks / 64 ranks", memory_ratio, large / small,
+                atol=0.01, hint="Sharding divides the 16 bytes per parameter by the ranks; "
+                                "the activations of one micro-batch are not divided.")
+    return passed(f"(a) {expected_factor:.2f}, (b) seq-mean-token-mean, (c) x{large / small:.2f}:"
+                  " with one response per micro-batch the activations, not the sharded "
+                  "states, fill a rank's memory.")

@@ -266,11 +266,11 @@ LIBRARY_NORMALISERS = (
 
 def library_table_markdown() -> str:
     """``LIBRARY_NORMALISERS`` as a markdown table."""
-    lines = ["| library | setting | rlviz mode | each micro-batch divides by | naive factor f_k |",
-             "|---|---|---|---|---|"]
+    lines = ["| library | setting | rlviz mode | each micro-batch divides by | naive factor f_k "
+             "| source (file:line in the release) |", "|---|---|---|---|---|---|"]
     for row in LIBRARY_NORMALISERS:
         lines.append(f"| {row.library} {row.version} | `{row.setting}` | {row.mode} | "
-                     f"{row.divides_by} | {row.factor} |")
+                     f"{row.divides_by} | {row.factor} | {row.source} |")
     return "\n".join(lines)
 
 

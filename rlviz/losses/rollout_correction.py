@@ -271,11 +271,11 @@ def library_settings(mode: str, cap: float = 2.0) -> dict:
 
 
 CORRECTION_FORMULAS = {
-    "none": "w = 1 (pi_old recomputed, the engine mismatch ignored)",
-    "tis_token": "w_t = min(pi_old / pi_rollout, C)",
-    "tis_sequence": "w_t = min(prod_t pi_old / pi_rollout, C)",
-    "mis_token": "w_t = pi_old / pi_rollout if in [1/C, C] else 0",
-    "mis_sequence": "w_t = W_i = prod_t pi_old / pi_rollout if in [1/C, C] else 0",
+    "none": "ω = 1 (pi_old recomputed, the engine mismatch ignored)",
+    "tis_token": "ω_t = min(pi_old / pi_rollout, C)",
+    "tis_sequence": "ω_t = min(prod_t pi_old / pi_rollout, C)",
+    "mis_token": "ω_t = pi_old / pi_rollout if in [1/C, C] else 0",
+    "mis_sequence": "ω_t = Ω_i = prod_t pi_old / pi_rollout if in [1/C, C] else 0",
     "bypass": "pi_old := pi_rollout, no weight (PPO's ratio and clip see the mismatch)",
 }
 
