@@ -36,6 +36,20 @@ register(Experiment(
              "loss", "seconds"),
 ))
 
+ARENA_2025_ALGOS = ("rloo", "reinforce_pp", "reinforce_pp_baseline", "cispo", "sapo",
+                    "gmpo", "clip_cov", "kl_cov")
+
+register(Experiment(
+    name="arena_2025",
+    description="the algorithms added in 2025 on the default task (reverse) with the "
+                "trainer's defaults, as the arena: only cfg.algo changes",
+    configs={algo: {"algo": algo} for algo in ARENA_2025_ALGOS},
+    seeds=TEN_SEEDS,
+    base={"steps": 60},
+    metrics=("reward", "greedy_reward", "response_length", "entropy", "clipfrac", "kl_ref",
+             "loss", "seconds"),
+))
+
 register(OFF_POLICY)  # notebook 07 (rlviz/experiments/off_policy.py)
 
 
