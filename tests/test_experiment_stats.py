@@ -119,3 +119,16 @@ def test_against_bands_on_cumulative_samples():
     # b's cumulative samples are 10, 30, 60: the grid runs from 10 to 60
     assert list(x) == pytest.approx([10.0, 35.0, 60.0])
     assert list(mean) == pytest.approx([0.0, 0.0, 0.0])
+
+
+def test_comparison_lines_and_count_apart():
+    from rlviz.experiments.dynamics import comparison_lines, count_apart
+
+    (line,) = comparison_lines(hand_table(), "reward", "b", last=2)
+    assert line.startswith("reward, a vs b: bands apart at 2 of 3 steps; last 2 steps, "
+                           "difference: +0.750, 95% CI [")
+    assert line.endswith("the interval excludes 0")
+    band = ([0, 1], [0.0, 0.0], [-1.0, -0.1], [1.0, 0.1])
+    assert count_apart(band, ([0, 1], [0.5, 0.5], [0.4, 0.4], [0.6, 0.6])) == (1, 2)
+    with pytest.raises(ValueError, match="same x"):
+        count_apart(band, ([0, 2], [0, 0], [0, 0], [0, 0]))

@@ -39,11 +39,12 @@ def time_bands(table: ResultTable, metric: str = "reward", configs=None, points:
 
 def against_bands(table: ResultTable, metric: str, x_metric: str, configs=None,
                   points: int = 60, until: float | None = None,
-                  cumulative: bool = False) -> dict:
+                  cumulative: bool = False, start: float | None = None) -> dict:
     """config -> ``(x, mean, low, high)``: ``metric`` against another per-step column
     ``x_metric`` that grows along each run (``"seconds"``, or ``"samples_generated"`` with
     ``cumulative=True``: summed over the steps), each run interpolated on a common grid up
-    to the x every seed of the config reached (or ``until``)."""
+    to the x every seed of the config reached (or ``until``), from the first x every seed
+    has (or ``start``; give both to put several configs on one grid)."""
     bands = {}
     for config in _configs(table, configs):
         _, x_runs = table.matrix(config, x_metric)  # (seeds, n)
@@ -51,7 +52,7 @@ def against_bands(table: ResultTable, metric: str, x_metric: str, configs=None,
             x_runs = np.cumsum(x_runs, axis=1)
         _, values = table.matrix(config, metric)
         end = x_runs[:, -1].min() if until is None else until
-        grid = np.linspace(x_runs[:, 0].max(), end, points)
+        grid = np.linspace(x_runs[:, 0].max() if start is None else start, end, points)
         on_grid = interpolate_on(x_runs, values, grid)  # (seeds, points)
         keep = ~np.any(np.isnan(on_grid), axis=0)
         mean, low, high = mean_ci(on_grid[:, keep])
@@ -59,12 +60,38 @@ def against_bands(table: ResultTable, metric: str, x_metric: str, configs=None,
     return bands
 
 
+def count_apart(band_a: tuple, band_b: tuple) -> tuple[int, int]:
+    """``(apart, points)``: at how many points two bands ``(x, mean, low, high)`` on the
+    same x do not overlap, of how many."""
+    (x_a, _, low_a, high_a), (x_b, _, low_b, high_b) = (
+        [np.asarray(v, dtype=float) for v in band] for band in (band_a, band_b))
+    if len(x_a) != len(x_b) or not np.allclose(x_a, x_b):
+        raise ValueError("band_a and band_b must be on the same x points")
+    return int(((low_a > high_b) | (low_b > high_a)).sum()), len(x_a)
+
+
 def bands_apart(table: ResultTable, metric: str, a: str, b: str) -> tuple[int, int]:
     """``(apart, measured)``: at how many of the measured steps the 95% bands of configs
     ``a`` and ``b`` do not overlap, of how many."""
     bands = curve_bands(table, metric, [a, b])
-    (_, _, low_a, high_a), (_, _, low_b, high_b) = bands[a], bands[b]
-    return int(((low_a > high_b) | (low_b > high_a)).sum()), len(low_a)
+    return count_apart(bands[a], bands[b])
+
+
+def comparison_lines(table: ResultTable, metric: str, reference: str, configs=None,
+                     last: int = 10) -> list[str]:
+    """One line per config other than ``reference``: at how many steps the 95% bands of
+    ``metric`` separate, and the Welch interval of the difference of the last ``last``
+    steps' means (``difference_statement``)."""
+    lines = []
+    for config in _configs(table, configs):
+        if config == reference:
+            continue
+        apart, steps = bands_apart(table, metric, config, reference)
+        lines.append(f"{metric}, {config} vs {reference}: bands apart at {apart} of {steps} "
+                     "steps; " + difference_statement(
+                         f"last {last} steps, difference",
+                         final_difference(table, metric, config, reference, last)))
+    return lines
 
 
 def final_difference(table: ResultTable, metric: str, a: str, b: str,
