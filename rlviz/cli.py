@@ -100,6 +100,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
                        help=f"seed (default {defaults.seed})")
     train.add_argument("--samples", type=_positive_int, default=defaults.samples_per_step,
                        help=f"responses sampled per step (default {defaults.samples_per_step})")
+    add_train_knobs(train, defaults)
     train.add_argument("--stop-reward", type=_unit_float, default=None, metavar="R",
                        help="stop once the mean reward of 5 consecutive steps reaches R")
     train.add_argument("--out", default=None, metavar="CSV",
@@ -111,6 +112,73 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
 
     train.error = one_line_error
     return train
+
+
+def add_train_knobs(train: argparse.ArgumentParser, defaults) -> None:
+    """The trainer and loss knobs the controlled experiments change (``TrainConfig``
+    fields); a loss knob left unset keeps the algorithm's own default."""
+    from .losses.advantages import ADV_SCALES
+    from .losses.aggregation import AGG_MODES
+
+    knobs = train.add_argument_group("training knobs (TrainConfig fields)")
+    knobs.add_argument("--epochs", type=_positive_int, default=defaults.epochs,
+                       help=f"passes over each batch (default {defaults.epochs})")
+    knobs.add_argument("--minibatches", type=_positive_int, default=defaults.minibatches,
+                       help=f"Adam steps per pass (default {defaults.minibatches})")
+    knobs.add_argument("--lr", type=_positive_float, default=defaults.lr,
+                       help=f"Adam learning rate (default {defaults.lr})")
+    knobs.add_argument("--ent-coef", type=_non_negative_float, default=defaults.ent_coef,
+                       help=f"entropy bonus weight (default {defaults.ent_coef}; 0: the "
+                       "papers' losses)")
+    loss = train.add_argument_group("loss knobs (default: the algorithm's own)")
+    loss.add_argument("--loss-agg-mode", choices=AGG_MODES, default=None,
+                      help="how the per-token loss becomes one number")
+    loss.add_argument("--adv-scale", choices=ADV_SCALES, default=None,
+                      help="divide group advantages by the group std, the batch std, or none")
+    loss.add_argument("--eps-low", type=_non_negative_float, default=None,
+                      help="lower clip: rho >= 1 - eps_low")
+    loss.add_argument("--eps-high", type=_non_negative_float, default=None,
+                      help="upper clip: rho <= 1 + eps_high (DAPO's clip-higher: 0.28)")
+    dapo = train.add_argument_group("DAPO's recipe (arXiv 2503.14476)")
+    dapo.add_argument("--dynamic-sampling", action="store_true",
+                      help="drop groups whose rewards are all equal and sample again "
+                      "(verl algorithm.filter_groups.enable)")
+    dapo.add_argument("--max-gen-batches", type=_positive_int,
+                      default=defaults.max_gen_batches, metavar="N",
+                      help="at most N generation rounds per step with --dynamic-sampling "
+                      f"(default {defaults.max_gen_batches})")
+    dapo.add_argument("--overlong-filter", action="store_true",
+                      help="truncated responses (no EOS) leave the loss")
+    dapo.add_argument("--overlong-buffer", type=_non_negative_int,
+                      default=defaults.overlong_buffer, metavar="L",
+                      help="L_cache of the soft overlong punishment (default 0: off)")
+
+
+TRAIN_KNOBS = ("epochs", "minibatches", "lr", "ent_coef", "loss_agg_mode", "adv_scale",
+               "eps_low", "eps_high", "dynamic_sampling", "max_gen_batches",
+               "overlong_filter", "overlong_buffer")
+
+
+def _number(text: str, kind, what: str, ok) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, "a number > 0", lambda v: v > 0 and v != float("inf"))
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, float, "a number >= 0", lambda v: 0 <= v < float("inf"))
+
+
+def _non_negative_int(text: str) -> int:
+    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
 
 
 def _unit_float(text: str) -> float:
@@ -144,7 +212,8 @@ def run_train_command(args: argparse.Namespace) -> int:
     from .trainer import TrainConfig, summary, train
 
     cfg = TrainConfig(algo=args.algo, task=args.task, steps=args.steps, seed=args.seed,
-                      samples_per_step=args.samples, stop_reward=args.stop_reward)
+                      samples_per_step=args.samples, stop_reward=args.stop_reward,
+                      **{name: getattr(args, name) for name in TRAIN_KNOBS})
     try:
         cfg.validate()
     except ValueError as error:

@@ -74,6 +74,22 @@ class Rollout:
                 picked[f.name] = value
         return Rollout(**picked)
 
+    @staticmethod
+    def concat(parts: list[Rollout]) -> Rollout:
+        """The rows of several rollouts of the same task and settings, in order."""
+        joined = {}
+        for f in fields(Rollout):
+            values = [getattr(part, f.name) for part in parts]
+            if isinstance(values[0], torch.Tensor):
+                joined[f.name] = torch.cat(values, dim=0)  # (sum of B, ...)
+            elif isinstance(values[0], list):
+                joined[f.name] = [item for value in values for item in value]
+            elif any(value != values[0] for value in values):
+                raise ValueError(f"parts: {f.name} differs between the rollouts: {values}")
+            else:
+                joined[f.name] = values[0]
+        return Rollout(**joined)
+
     def trimmed(self) -> Rollout:
         """The same rows without the columns that are padding in every row: the leading
         prompt padding and the response positions after the longest response.

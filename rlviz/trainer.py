@@ -28,7 +28,7 @@ from .algorithms import HParams, algo_advantages, get_spec, policy_loss_wrapper,
 from .causal_policy import CausalPolicy
 from .config import Config
 from .losses import kl_estimate
-from .losses.dapo import soft_overlong_penalty, truncated, zero_std_groups
+from .losses.dapo import dynamic_sampling, soft_overlong_penalty, truncated, zero_std_groups
 from .losses.rollout_correction import (
     CORRECTION_MODES,
     OLD_LOGP_SOURCES,
@@ -77,6 +77,13 @@ class TrainConfig(Config):
     (verl's decoupled mode; ``"rollout"`` keeps the engine's log-probs, verl's bypass);
     ``rollout_correction`` (``"tis_token"``, ``"mis_sequence"``, ...) with cap
     ``rollout_cap`` weighs each token's policy loss by the detached pi_old / pi_rollout.
+
+    DAPO (arXiv 2503.14476; the defaults change nothing): ``overlong_filter``,
+    ``overlong_buffer`` (soft overlong punishment), and ``dynamic_sampling``: groups
+    whose G rewards are all equal are dropped and more are sampled, at most
+    ``max_gen_batches`` rounds of ``samples_per_step`` responses per step
+    (``rlviz.losses.dapo.dynamic_sampling``; verl 0.9.1 ``algorithm.filter_groups.enable``
+    and ``max_num_gen_batches``, whose default 0 means no cap: here a cap is required).
     """
 
     algo: str = "grpo_paper"
@@ -111,6 +118,8 @@ class TrainConfig(Config):
     # ---- DAPO's recipe (arXiv 2503.14476), off by default ----
     overlong_filter: bool = False  # truncated responses (no EOS) leave the loss
     overlong_buffer: int = 0  # L_cache of the soft overlong punishment (0: off)
+    dynamic_sampling: bool = False  # drop groups with all-equal rewards, sample again
+    max_gen_batches: int = 5  # cap on the generation rounds of one step (dynamic sampling)
 
     def off_policy_engine(self) -> bool:
         """True when sampling goes through a ``RolloutEngine`` (any off-policy knob set)."""
@@ -144,6 +153,19 @@ class TrainConfig(Config):
                              "per response, the correction weighs every token")
         if not self.rollout_cap > 1:
             raise ValueError(f"rollout_cap must be > 1, got {self.rollout_cap!r}")
+
+    def _validate_dynamic_sampling(self) -> None:
+        if not isinstance(self.dynamic_sampling, bool):
+            raise ValueError(f"dynamic_sampling must be True or False, "
+                             f"got {self.dynamic_sampling!r}")
+        if isinstance(self.max_gen_batches, bool) or not isinstance(self.max_gen_batches, int) \
+                or self.max_gen_batches < 1:
+            raise ValueError(f"max_gen_batches must be a positive integer, "
+                             f"got {self.max_gen_batches!r}")
+        if self.dynamic_sampling and self.group_size() == 1:
+            raise ValueError(f"dynamic_sampling needs groups of G > 1 responses per prompt; "
+                             f"algo={self.algo!r} samples one response per prompt (its "
+                             "baseline is a critic), so no group can be filtered")
 
     def loss_config(self) -> Config:
         """A copy whose unset loss fields carry the toy task's adjustments
@@ -199,22 +221,28 @@ class TrainConfig(Config):
             raise ValueError(f"overlong_buffer must be an integer in [0, "
                              f"{get_task(self.task).max_new_tokens}] (the generation budget), "
                              f"got {self.overlong_buffer!r}")
+        self._validate_dynamic_sampling()
         if self.samples_per_step // group < self.minibatches:
             raise ValueError(f"samples_per_step / group size = {self.samples_per_step // group} "
                              f"prompts cannot fill minibatches={self.minibatches}")
 
 
 # the columns of every metrics row, in order (NaN where a metric does not apply that step)
+PROMPT_LENGTHS = (3, 4, 5)  # the buckets of the reward_lenN metrics (prompt symbols)
 METRIC_NAMES = (
-    "step", "reward", "greedy_reward", "response_length", "loss", "policy_loss",
+    "step", "reward", "greedy_reward", "response_length",
+    *(f"reward_len{n}" for n in PROMPT_LENGTHS), "loss", "policy_loss",
     "policy_loss_first", "clipfrac", "approx_kl", "kl_ref", "entropy", "grad_norm", "value_loss",
-    "ratio_dev_first", "rollout_kl", "is_weight_mean", "frac_reward_zero_std", "seconds",
+    "ratio_dev_first", "rollout_kl", "is_weight_mean", "frac_reward_zero_std", "gen_rounds",
+    "samples_generated", "seconds",
 )
 METRIC_DOCS = {
     "step": "step index, from 0",
-    "reward": "mean task reward of the step's sampled batch",
+    "reward": "mean task reward of the step's sampled batch (the first generation round)",
     "greedy_reward": "mean reward of greedy decoding on fresh prompts (every eval_every steps)",
-    "response_length": "mean response length in tokens, EOS included",
+    "response_length": "mean response length in tokens, EOS included (first round)",
+    **{f"reward_len{n}": f"mean task reward of the prompts of {n} symbols (first round; "
+                         "NaN when the step has none)" for n in PROMPT_LENGTHS},
     "loss": "the loss minimised (policy + KL + value - entropy terms), mean over updates",
     "policy_loss": "the clipped-surrogate term alone, mean over updates",
     "policy_loss_first": "the clipped-surrogate term on the first minibatch (rho = 1)",
@@ -228,7 +256,11 @@ METRIC_DOCS = {
     "rollout_kl": "k3 estimate of KL(rollout engine || trainer) on the sampled tokens "
                   "(NaN unless old_logp_source='recompute')",
     "is_weight_mean": "mean TIS / MIS weight over the tokens (NaN without a correction)",
-    "frac_reward_zero_std": "share of prompts whose G rewards are all equal (TRL's name)",
+    "frac_reward_zero_std": "share of prompts whose G rewards are all equal (TRL's name), "
+                            "in the first generation round (what is trained on without "
+                            "dynamic sampling)",
+    "gen_rounds": "generation rounds of the step (1 unless dynamic_sampling)",
+    "samples_generated": "responses sampled this step (gen_rounds x samples_per_step)",
     "seconds": "wall time since training started",
 }
 
@@ -373,16 +405,34 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
     With an ``engine`` the batch is sampled by it and corrected as ``cfg`` says
     (``off_policy_batch``)."""
     group = cfg.group_size()
+    num_groups = cfg.samples_per_step // group
     policy.eval()
-    if engine is None:
-        batch = collect_rollout(policy, reference, task, cfg.samples_per_step // group, group,
-                                cfg.temperature, generator)
-    else:
+    if engine is not None:
         engine.sync(policy)
-        batch = engine.collect(reference, task, cfg.samples_per_step // group, group,
-                               cfg.temperature, generator)
-    task_reward = float(batch.rewards.mean())
-    batch = apply_dapo_options(cfg, batch, task.max_new_tokens)
+
+    def sample_round() -> Rollout:
+        if engine is None:
+            return collect_rollout(policy, reference, task, num_groups, group,
+                                   cfg.temperature, generator)
+        return engine.collect(reference, task, num_groups, group, cfg.temperature, generator)
+
+    first = sample_round()
+    sampled = sampled_metrics(first)  # what the policy samples, before any filtering
+    first = apply_dapo_options(cfg, first, task.max_new_tokens)
+    sampled["frac_reward_zero_std"] = (float(zero_std_groups(first.rewards, group).float().mean())
+                                       if group > 1 else float("nan"))
+    batch, rounds = first, 1
+    if cfg.dynamic_sampling:
+        pending = [first]
+
+        def next_round() -> Rollout:
+            return pending.pop() if pending else apply_dapo_options(
+                cfg, sample_round(), task.max_new_tokens)
+
+        parts, picks = dynamic_sampling(next_round, num_groups, group, cfg.max_gen_batches)
+        rows = torch.tensor([(r * num_groups + g) * group + i
+                             for r, g in picks for i in range(group)])  # (B,)
+        batch, rounds = Rollout.concat(parts).select(rows), len(parts)
     advantages, returns = compute_advantages(cfg, batch)
     off_policy = off_policy_batch(cfg, policy, batch, advantages) if engine else {}
     advantages = off_policy.get("advantages", advantages)
@@ -404,8 +454,7 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
     mask = batch.response_mask
     kl_ref = kl_estimate(batch.old_logp, batch.ref_logp, "k3")  # (B, R)
     return {
-        "reward": task_reward,
-        "response_length": float(batch.lengths.float().mean()),
+        **sampled,
         "loss": mean_of("loss"),
         "policy_loss": mean_of("policy_loss"),
         "policy_loss_first": updates[0]["policy_loss"],
@@ -418,9 +467,22 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
         "ratio_dev_first": updates[0]["ratio_dev"],
         "rollout_kl": off_policy.get("rollout_kl", float("nan")),
         "is_weight_mean": off_policy.get("is_weight_mean", float("nan")),
-        "frac_reward_zero_std": (float(zero_std_groups(batch.rewards, group).float().mean())
-                                 if group > 1 else float("nan")),
+        "gen_rounds": float(rounds),
+        "samples_generated": float(rounds * cfg.samples_per_step),
     }
+
+
+def sampled_metrics(batch: Rollout) -> dict:
+    """The task reward and length of a freshly sampled batch, and the mean reward per
+    prompt length (``reward_len3`` ..., NaN for a length the batch does not have)."""
+    prompt_lengths = torch.tensor([len(p) for p in batch.prompts])  # (B,)
+    out = {"reward": float(batch.rewards.mean()),
+           "response_length": float(batch.lengths.float().mean())}
+    for n in PROMPT_LENGTHS:
+        of_length = prompt_lengths == n  # (B,)
+        out[f"reward_len{n}"] = (float(batch.rewards[of_length].mean()) if of_length.any()
+                                 else float("nan"))
+    return out
 
 
 @torch.no_grad()

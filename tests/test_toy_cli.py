@@ -46,6 +46,17 @@ def test_the_same_seed_writes_the_same_rewards(tmp_path, capsys):
         (["--stop-reward", "2"], "argument --stop-reward: must be a number in [0, 1]"),
         (["--out", "/no/such/dir/m.csv"], "cannot write --out"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--epochs", "0"], "argument --epochs: must be a positive integer"),
+        (["--minibatches", "64"], "cannot fill minibatches=64"),
+        (["--lr", "0"], "argument --lr: must be a number > 0"),
+        (["--ent-coef", "-1"], "argument --ent-coef: must be a number >= 0"),
+        (["--eps-high", "x"], "argument --eps-high: must be a number >= 0, got 'x'"),
+        (["--loss-agg-mode", "sum"], "argument --loss-agg-mode: invalid choice: 'sum'"),
+        (["--adv-scale", "std"], "argument --adv-scale: invalid choice: 'std'"),
+        (["--max-gen-batches", "0"], "argument --max-gen-batches: must be a positive integer"),
+        (["--overlong-buffer", "-2"], "argument --overlong-buffer: must be an integer >= 0"),
+        (["--overlong-buffer", "99"], "overlong_buffer must be an integer in [0, 8]"),
+        (["--algo", "ppo_gae", "--dynamic-sampling"], "dynamic_sampling needs groups"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_code_2(args, message, capsys):
@@ -58,6 +69,40 @@ def test_bad_arguments_give_one_line_and_exit_code_2(args, message, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("python -m rlviz train: error:") and message in lines[0]
+
+
+def test_the_knobs_reach_the_trainer(tmp_path, capsys, monkeypatch):
+    import rlviz.trainer
+
+    seen = []
+    real_train = rlviz.trainer.train
+    monkeypatch.setattr(rlviz.trainer, "train",
+                        lambda cfg, progress: seen.append(cfg) or real_train(cfg, progress))
+    code = main(["train", *FAST, "--epochs", "1", "--minibatches", "2", "--lr", "0.002",
+                 "--ent-coef", "0", "--loss-agg-mode", "token-mean", "--adv-scale", "none",
+                 "--eps-low", "0.1", "--eps-high", "0.28", "--dynamic-sampling",
+                 "--max-gen-batches", "2", "--overlong-filter", "--overlong-buffer", "3"])
+    assert code == 0
+    cfg = seen[0]
+    assert (cfg.epochs, cfg.minibatches, cfg.lr, cfg.ent_coef) == (1, 2, 0.002, 0.0)
+    assert (cfg.loss_agg_mode, cfg.adv_scale, cfg.eps_low, cfg.eps_high) == (
+        "token-mean", "none", 0.1, 0.28)
+    assert (cfg.dynamic_sampling, cfg.max_gen_batches) == (True, 2)
+    assert (cfg.overlong_filter, cfg.overlong_buffer) == (True, 3)
+    hp = cfg.hparams()
+    assert (hp.loss_agg_mode, hp.adv_scale, hp.eps_high) == ("token-mean", "none", 0.28)
+
+
+def test_unset_loss_knobs_keep_the_algorithms_defaults(capsys, monkeypatch):
+    import rlviz.trainer
+
+    seen = []
+    monkeypatch.setattr(rlviz.trainer, "train", lambda cfg, progress: seen.append(cfg) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["train", "--algo", "dr_grpo", *FAST])
+    assert seen[0].hparams().loss_agg_mode == "seq-mean-token-sum-norm"
+    assert seen[0].hparams().adv_scale == "none"
+    assert not seen[0].dynamic_sampling and not seen[0].overlong_filter
 
 
 def test_help_from_the_shell():

@@ -38,6 +38,8 @@ def test_every_algorithm_trains_with_finite_metrics(algo):
                 assert math.isnan(row[name])
             elif name == "frac_reward_zero_std" and LOSS_FN_REGISTRY[algo].needs_critic:
                 assert math.isnan(row[name])  # one response per prompt: no groups
+            elif name.startswith("reward_len"):  # NaN when the batch has no such prompt
+                assert math.isnan(row[name]) or 0.0 <= row[name] <= 1.0
             else:
                 assert math.isfinite(row[name]), (algo, name, row[name])
         assert 0.0 <= row["reward"] <= 1.0

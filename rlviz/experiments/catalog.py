@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import sys
 
+from .controlled import CONTROLLED, TEN_SEEDS
 from .off_policy import LEARNING as OFF_POLICY
 from .runner import Experiment, run_experiment
-
-TEN_SEEDS = tuple(range(10))
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
@@ -51,6 +50,8 @@ register(Experiment(
 ))
 
 register(OFF_POLICY)  # notebook 07 (rlviz/experiments/off_policy.py)
+for _experiment in CONTROLLED:  # notebook 09 (rlviz/experiments/controlled.py)
+    register(_experiment)
 
 
 def main(argv: list[str] | None = None) -> int:
