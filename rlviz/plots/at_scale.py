@@ -114,7 +114,8 @@ class MicroWeightsFigure(LiveFigure):
                 bar.set_height(value)
                 bar.set_color(colour)
         self.marks.set_ydata(data["global"])
-        self.mode_text.set_text(f"{data['mode']}, {data['n_micro']} micro-batches")
+        if not self.blitting:  # a panel's controls show these; a redrawn text costs ~5 ms
+            self.mode_text.set_text(f"{data['mode']}, {data['n_micro']} micro-batches")
         return self
 
 

@@ -40,20 +40,22 @@ redrawn with them (a few thin lines: cheap). ``figure.savefig`` always draws eve
 
 from __future__ import annotations
 
-import io
 import math
+import struct
+import zlib
 from collections import OrderedDict
 
+import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from PIL import Image
 
 __all__ = ["BACKGROUNDS_KEPT", "PNG_COMPRESS_LEVEL", "LiveFigure", "nice_limits",
            "png_from_canvas"]
 
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: faster than the default 6; files ~20% larger
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BACKGROUNDS_KEPT = 16  # cached backgrounds per figure (one per set of static limits)
 NICE_STEPS = (1, 2, 2.5, 5, 10)  # tick steps (times a power of ten) that limits snap to
 
@@ -84,13 +86,29 @@ def flatten_artists(artists) -> list[Artist]:
 
 
 def png_from_canvas(canvas: FigureCanvasAgg) -> bytes:
-    """The pixels of a drawn Agg canvas as PNG bytes (Pillow, zlib level 1; the alpha
-    channel is dropped: the figures are opaque)."""
-    width, height = canvas.get_width_height(physical=True)
-    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="png", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    """The pixels of a drawn Agg canvas as PNG bytes (8-bit RGB: the figures are opaque).
+
+    A PNG file is a signature and three chunks: IHDR (width, height, colour type), IDAT
+    (the zlib-compressed rows, each prefixed by its filter type) and IEND. Written here
+    with filter type 0 on every row and zlib level 1; Pillow's encoder tries five filters
+    per row, which took 1.8x as long on the panels' figures (measured: 3.4 against 6.0 ms
+    on the GAE panel's canvas, 2.1 against 3.7 ms on the KL-tokens one), and flat-colour
+    plots compress about as well without filters.
+    """
+    rgba = np.asarray(canvas.buffer_rgba())  # (H, W, 4) uint8
+    height, width, _ = rgba.shape
+    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # column 0: filter type 0
+    rows[:, 1:] = rgba[:, :, :3].reshape(height, 3 * width)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (PNG_SIGNATURE + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_COMPRESS_LEVEL))
+            + _png_chunk(b"IEND", b""))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """length, type, data, CRC-32 of type + data (the PNG chunk layout)."""
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
 class LiveFigure:

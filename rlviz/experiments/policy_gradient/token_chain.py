@@ -230,25 +230,29 @@ def gae_gradient_stats(study: GaeStudy, gamma: float, lams, critic_error: float)
     against the exact gradient of the undiscounted expected reward, for each lam in
     ``lams``. ``bias2``, ``variance``, ``mse`` (L,): exact, weighting all 2^T responses by
     their probability; ``bias2_sampled``, ``variance_sampled``, ``mse_sampled`` (L,): over
-    the study's sampled episodes. Advantages come from ``rlviz.gae`` (not whitened).
+    the study's sampled episodes. Advantages are ``rlviz.gae``'s (not whitened): its TD
+    errors, summed with weights (gamma lam)^k for every lam in one product.
     """
-    lams = [float(x) for x in lams]
+    lams_t = torch.tensor([float(x) for x in lams], dtype=DTYPE)  # (L,)
     values = critic_values(study.chain, study.actions, gamma, critic_error)  # (2^T, T)
-    exact = study.exact_gradient
+    # the TD errors delta_t are GAE at lam = 0; every episode of the chain runs all T tokens
+    # (mask of ones), so the recursion A_t = delta_t + gamma lam A_{t+1} unrolls to
+    # A_t = sum_{s >= t} (gamma lam)^(s - t) delta_s: one product for every lam at once
+    deltas, _ = gae(study.token_rewards, values, study.mask, gamma=gamma, lam=0.0)  # (2^T, T)
+    positions = torch.arange(deltas.shape[1])
+    gap = positions[None, :] - positions[:, None]  # (T, T): s - t
+    decay = torch.where(gap >= 0, (gamma * lams_t[:, None, None]) ** gap.clamp(min=0),
+                        torch.zeros((), dtype=DTYPE))  # (L, T, T); 0 ** 0 = 1
+    adv = torch.einsum("ns,lts->lnt", deltas, decay)  # (L, 2^T, T)
+    g = (adv * study.scores).sum(-1)  # (L, 2^T): the one-episode gradient estimates
+    result = {"lams": lams_t}
     freq = study.sample_counts / study.num_episodes  # (2^T,)
-    out = {k: [] for k in ("bias2", "variance", "mse", "bias2_sampled", "variance_sampled",
-                           "mse_sampled")}
-    for lam in lams:
-        adv, _ = gae(study.token_rewards, values, study.mask, gamma=gamma, lam=lam)  # (2^T, T)
-        g = (adv * study.scores).sum(-1)  # (2^T,)
-        for suffix, w in (("", study.probs), ("_sampled", freq)):
-            mean = float((w * g).sum())
-            var = float((w * (g - mean) ** 2).sum())
-            out["bias2" + suffix].append((mean - exact) ** 2)
-            out["variance" + suffix].append(var)
-            out["mse" + suffix].append((mean - exact) ** 2 + var)
-    result = {k: torch.tensor(v, dtype=DTYPE) for k, v in out.items()}
-    result["lams"] = torch.tensor(lams, dtype=DTYPE)
+    for suffix, w in (("", study.probs), ("_sampled", freq)):
+        mean = (w * g).sum(-1)  # (L,)
+        variance = (w * (g - mean[:, None]) ** 2).sum(-1)  # (L,)
+        bias2 = (mean - study.exact_gradient) ** 2  # (L,)
+        result.update({"bias2" + suffix: bias2, "variance" + suffix: variance,
+                       "mse" + suffix: bias2 + variance})
     return result
 
 
