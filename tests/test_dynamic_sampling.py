@@ -151,3 +151,23 @@ def test_every_group_flat_until_the_cap_gives_finite_numbers():
         assert row["gen_rounds"] == 2 and row["samples_generated"] == 64
         assert all(math.isfinite(row[k]) for k in ("loss", "policy_loss", "entropy",
                                                     "grad_norm", "reward"))
+
+
+def test_verl_settings_named_in_the_docs_exist_in_the_installed_verl():
+    """verl 0.9.1: algorithm.filter_groups {enable, metric, max_num_gen_batches} in the
+    shipped trainer config (off, no cap by default), and the V1 trainer's note that it
+    ignores the cap, as rlviz.losses.dapo.dynamic_sampling's docstring says."""
+    import importlib.metadata
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    assert importlib.metadata.version("verl") == "0.9.1"
+    root = Path(importlib.util.find_spec("verl").submodule_search_locations[0])
+    config = yaml.safe_load((root / "trainer/config/ppo_trainer.yaml").read_text())
+    groups = config["algorithm"]["filter_groups"]
+    assert groups["enable"] is False and groups["max_num_gen_batches"] == 0
+    assert "metric" in groups
+    trainer_base = (root / "trainer/ppo/v1/trainer_base.py").read_text()
+    assert "is ignored by the built-in V1 ReplayBuffer" in trainer_base
