@@ -47,6 +47,7 @@ from collections import OrderedDict
 
 import numpy as np
 from matplotlib.artist import Artist
+from matplotlib.axis import Axis, XAxis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -123,6 +124,7 @@ class LiveFigure:
         self.moving: list = []
         self.on_top: list = []
         self._animated: list[Artist] | None = None  # None: blitting is off
+        self._labels_placed = False  # moving axes' labels pinned after the first render
         # static limits -> (pixels of the static artists, pixels of the on_top artists'
         # rectangles), most recently used last
         self._backgrounds: OrderedDict = OrderedDict()
@@ -148,6 +150,21 @@ class LiveFigure:
         for artist in self._animated:
             artist.set_animated(True)  # a full canvas draw skips it; draw_artist draws it
         self._backgrounds.clear()
+        self._labels_placed = False
+
+    def _place_axis_labels(self) -> None:
+        """After the first render: pin the label of each moving x-axis, and of each moving
+        axis without a label, where matplotlib put it (``Axis.set_label_coords``). An
+        axis with automatic label placement measures the tick labels of every axes it is
+        aligned with on each draw, a third of the cost of redrawing it; an x-axis' tick
+        labels keep their height, so its label would not move anyway. A labelled y-axis
+        keeps automatic placement (wider tick labels push its label outwards)."""
+        for artist in self._animated:
+            if isinstance(artist, Axis) and (isinstance(artist, XAxis)
+                                             or not artist.label.get_text()):
+                x, y = artist.label.get_position()
+                artist.set_label_coords(x, y, transform=artist.label.get_transform())
+        self._labels_placed = True
 
     def invalidate(self) -> None:
         """A static artist changed: the next render draws the background again."""
@@ -205,6 +222,8 @@ class LiveFigure:
                 self._backgrounds.popitem(last=False)  # the least recently used
         for artist in self._animated:
             self.figure.draw_artist(artist)
+        if not self._labels_placed:
+            self._place_axis_labels()
         for region in on_top_regions:
             canvas.restore_region(region)  # back where it was copied from, over the moving
         return png_from_canvas(canvas)
