@@ -121,10 +121,10 @@ class EpochCurvesFigure(LiveFigure):
             axis.set_major_locator(MaxNLocator(5))  # the ticks ``follow`` snaps to
         self.first_text = ax.text(0.98, 0.95, "", transform=ax.transAxes, ha="right",
                                   va="top", fontsize=8)
-        # what ``update`` changes: the curves and the text; the y-limits follow the data
-        # in round steps (``follow``), so the axes, titles and legend stay static
-        self.moving = [self.loss_line, self.policy_line, self.kl_line, self.grad_line,
-                       self.first_text]
+        # what ``update`` changes: the curves; the y-limits follow the data in round steps
+        # (``follow``), so the axes, titles and legend stay static, and so does the text
+        # (its string changes only with the first epoch's printed loss: set_static_text)
+        self.moving = [self.loss_line, self.policy_line, self.kl_line, self.grad_line]
         self.on_top = [self.legend]  # static, but drawn over the curves
 
     def update(self, result: dict, epochs: int | None = None) -> "EpochCurvesFigure":
@@ -145,5 +145,5 @@ class EpochCurvesFigure(LiveFigure):
         self.follow(self.ax_grad, "y", 0.0, 1.05 * top if top > 0 else 1.0)
         first = result["loss"][0]
         shown_first = "0.0000" if abs(first) < 5e-5 else f"{first:+.4f}"
-        self.first_text.set_text(f"epoch 1 prints {shown_first}")
+        self.set_static_text(self.first_text, f"epoch 1 prints {shown_first}")
         return self
