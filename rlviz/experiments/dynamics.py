@@ -8,9 +8,8 @@ import math
 
 import numpy as np
 
-from .off_policy import difference_ci, per_seed_final
 from .runner import ResultTable
-from .stats import interpolate_on, mean_ci, steps_to_threshold
+from .stats import difference_ci, interpolate_on, mean_ci, steps_to_threshold
 
 
 def _configs(table: ResultTable, configs):
@@ -137,16 +136,28 @@ def threshold_seconds(table: ResultTable, threshold: float = 0.9, window: int = 
     return out
 
 
+def per_seed_means(table: ResultTable, config: str, metric: str, pick) -> list[float]:
+    """One number per seed: the mean of the measured values of ``metric`` (NaN steps
+    skipped) that ``pick(values)`` selects; NaN when it selects none."""
+    out = []
+    for rows in table.runs(config).values():
+        chosen = pick([r[metric] for r in rows if not math.isnan(r[metric])])
+        out.append(sum(chosen) / len(chosen) if chosen else math.nan)
+    return out
+
+
+def per_seed_final(table: ResultTable, config: str, metric: str, last: int = 10) -> list[float]:
+    """One number per seed: the mean of ``metric`` over the run's last ``last`` measured
+    steps (NaN steps skipped; NaN when the run never measured it)."""
+    return per_seed_means(table, config, metric, lambda values: values[-last:])
+
+
 def _interval_of_run_means(table: ResultTable, metric: str, pick, configs) -> dict:
     """config -> ``(mean, low, high)`` over seeds of each run's mean of the measured values
-    ``pick(rows)`` selects (NaN steps skipped)."""
+    ``pick(values)`` selects (``per_seed_means``)."""
     out = {}
     for config in _configs(table, configs):
-        per_seed = []
-        for rows in table.runs(config).values():
-            measured = [r[metric] for r in rows if not math.isnan(r[metric])]
-            chosen = pick(measured)
-            per_seed.append(sum(chosen) / len(chosen))
+        per_seed = per_seed_means(table, config, metric, pick)
         mean, low, high = mean_ci(np.array(per_seed)[:, None])
         out[config] = (float(mean[0]), float(low[0]), float(high[0]))
     return out

@@ -57,9 +57,13 @@ from ..trainer import (
     rollout_and_update,
     update_on_minibatch,
 )
+
+# per_seed_final and difference_ci summarise the learning experiment (notebook 07 calls
+# them as op.<name>); they live with the other summaries over seeds
+from .dynamics import per_seed_final  # noqa: F401
 from .kl import exact_kl
 from .runner import Experiment
-from .stats import t_quantile_975
+from .stats import difference_ci  # noqa: F401
 
 F64 = torch.float64
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "off_policy"
@@ -400,35 +404,6 @@ LEARNING = Experiment(
     metrics=("reward", "greedy_reward", "clipfrac", "kl_ref", "rollout_kl", "is_weight_mean",
              "seconds"),
 )
-
-
-def per_seed_final(table, config: str, metric: str, last: int = 10) -> list[float]:
-    """One number per seed: the mean of ``metric`` over the run's last ``last`` measured
-    steps (NaN steps skipped; NaN when the run never measured it)."""
-    out = []
-    for rows in table.runs(config).values():
-        measured = [r[metric] for r in rows if not math.isnan(r[metric])][-last:]
-        out.append(sum(measured) / len(measured) if measured else math.nan)
-    return out
-
-
-def difference_ci(a, b) -> tuple[float, float, float]:
-    """Mean of ``a`` minus mean of ``b`` (independent samples, e.g. one value per seed) and
-    its 95% Welch t interval ``(diff, low, high)``; the degrees of freedom are
-    Welch-Satterthwaite's, rounded down."""
-    a, b = [float(x) for x in a], [float(x) for x in b]
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError("a and b need at least two values each")
-    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
-    var_a = sum((x - mean_a) ** 2 for x in a) / (len(a) - 1) / len(a)  # squared standard errors
-    var_b = sum((x - mean_b) ** 2 for x in b) / (len(b) - 1) / len(b)
-    se = math.sqrt(var_a + var_b)
-    diff = mean_a - mean_b
-    if se == 0:
-        return diff, diff, diff
-    df = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
-    half = t_quantile_975(max(1, int(df))) * se
-    return diff, diff - half, diff + half
 
 
 if __name__ == "__main__":  # python -m rlviz.experiments.off_policy rho

@@ -67,3 +67,22 @@ def interpolate_on(x_runs, y_runs, grid):
         inside = (grid >= x[0]) & (grid <= x[-1])
         out[i, inside] = np.interp(grid[inside], x, y)
     return out
+
+
+def difference_ci(a, b) -> tuple[float, float, float]:
+    """Mean of ``a`` minus mean of ``b`` (independent samples, e.g. one value per seed) and
+    its 95% Welch t interval ``(diff, low, high)``; the degrees of freedom are
+    Welch-Satterthwaite's, rounded down."""
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("a and b need at least two values each")
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    var_a = sum((x - mean_a) ** 2 for x in a) / (len(a) - 1) / len(a)  # squared standard errors
+    var_b = sum((x - mean_b) ** 2 for x in b) / (len(b) - 1) / len(b)
+    se = math.sqrt(var_a + var_b)
+    diff = mean_a - mean_b
+    if se == 0:
+        return diff, diff, diff
+    df = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
+    half = t_quantile_975(max(1, int(df))) * se
+    return diff, diff - half, diff + half
