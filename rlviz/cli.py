@@ -116,7 +116,8 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
 
 def add_train_knobs(train: argparse.ArgumentParser, defaults) -> None:
     """The trainer and loss knobs the controlled experiments change (``TrainConfig``
-    fields); a loss knob left unset keeps the algorithm's own default."""
+    fields); a loss knob left unset keeps the algorithm's own default. Each option's name
+    is its ``TrainConfig`` field, so ``run_train_command`` passes it on by name."""
     from .losses.advantages import ADV_SCALES
     from .losses.aggregation import AGG_MODES
 
@@ -154,11 +155,6 @@ def add_train_knobs(train: argparse.ArgumentParser, defaults) -> None:
                       help="L_cache of the soft overlong punishment (default 0: off)")
 
 
-TRAIN_KNOBS = ("epochs", "minibatches", "lr", "ent_coef", "loss_agg_mode", "adv_scale",
-               "eps_low", "eps_high", "dynamic_sampling", "max_gen_batches",
-               "overlong_filter", "overlong_buffer")
-
-
 def _number(text: str, kind, what: str, ok) -> float:
     try:
         value = kind(text)
@@ -182,13 +178,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
-    return value
+    return _number(text, float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)
 
 
 def _positive_int(text: str) -> int:
@@ -209,11 +199,14 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
 
 def run_train_command(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from .trainer import TrainConfig, summary, train
 
-    cfg = TrainConfig(algo=args.algo, task=args.task, steps=args.steps, seed=args.seed,
-                      samples_per_step=args.samples, stop_reward=args.stop_reward,
-                      **{name: getattr(args, name) for name in TRAIN_KNOBS})
+    # every option named like a TrainConfig field (--algo, --lr, --eps-high, ...) sets it
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(samples_per_step=args.samples,
+                      **{name: value for name, value in vars(args).items() if name in fields})
     try:
         cfg.validate()
     except ValueError as error:
