@@ -159,8 +159,8 @@ class CausalPolicy(nn.Module):
         responses (``_grouped_logits``): the same numbers up to float rounding, for about
         40% less work on the toy tasks (7 of ~15 positions are prompt).
         """
-        if group_size > 1 and _rows_share_prompts(sequences, attention_mask, prompt_width,
-                                                  group_size):
+        if group_size > 1 and rows_share_prompts(sequences[:, :prompt_width],
+                                                 attention_mask[:, :prompt_width], group_size):
             logits_all, values_all = self._grouped_logits(
                 sequences, attention_mask, prompt_width, group_size)  # (B, R + 1, V), (B, R + 1)
             first = 0  # kept columns: the last prompt position, then the response
@@ -177,17 +177,12 @@ class CausalPolicy(nn.Module):
         """Logits and values at the last prompt position and every response position,
         (B, 1 + R, V) and (B, 1 + R), with each group's prompt run once.
 
-        The prompt block of the first row of each group goes through ``prefill``; its
-        key/value cache is repeated G times (``repeat_interleave``: gradients from the G
-        responses add up on the one prompt pass, as they would on G copies); then the
-        response tokens run as one block that attends to the prompt's real keys and
-        causally to each other."""
+        The prompt block of the first row of each group goes through ``prefill_groups``;
+        then the response tokens run as one block that attends to the prompt's real keys
+        and causally to each other."""
         b, s = sequences.shape
-        prompts = sequences[::group_size, :prompt_width]  # (B/G, P)
-        prompt_mask = attention_mask[::group_size, :prompt_width]  # (B/G, P)
-        logits_p, values_p, cache = self.prefill(prompts, prompt_mask)  # (B/G, P, V), (B/G, P)
-        cache = [(k.repeat_interleave(group_size, dim=0), v.repeat_interleave(group_size, dim=0))
-                 for k, v in cache]  # per layer (B, H, P, D)
+        last_logits, last_values, cache = self.prefill_groups(
+            sequences[:, :prompt_width], attention_mask[:, :prompt_width], group_size)
         r = s - prompt_width
         keep = attention_mask[:, :prompt_width].bool()  # (B, P)
         start = keep.long().sum(dim=1, keepdim=True)  # (B, 1) first response position
@@ -197,16 +192,28 @@ class CausalPolicy(nn.Module):
                              causal.expand(b, r, r)], dim=2)  # (B, R, P + R)
         logits_r, values_r, _ = self._trunk(sequences[:, prompt_width:], positions,
                                             allowed.unsqueeze(1), cache)  # (B, R, V), (B, R)
-        last_logits = logits_p[:, -1:].repeat_interleave(group_size, dim=0)  # (B, 1, V)
-        last_values = values_p[:, -1:].repeat_interleave(group_size, dim=0)  # (B, 1)
-        return torch.cat([last_logits, logits_r], dim=1), torch.cat([last_values, values_r], dim=1)
+        return (torch.cat([last_logits[:, None], logits_r], dim=1),
+                torch.cat([last_values[:, None], values_r], dim=1))
+
+    def prefill_groups(self, prompt_ids, prompt_mask, group_size: int):
+        """``prefill`` for rows g*G .. g*G+G-1 that share one prompt (a GRPO group): each
+        group's prompt runs once and its key/value cache is repeated G times
+        (``repeat_interleave``: gradients from the G rows add up on the one prompt pass, as
+        they would on G copies). Returns the logits and value at the last prompt position,
+        (B, V) and (B,), and the cache, per layer (B, H, P, D)."""
+        logits, values, cache = self.prefill(prompt_ids[::group_size],
+                                             prompt_mask[::group_size])  # (B/G, P, V), (B/G, P)
+        cache = [(k.repeat_interleave(group_size, dim=0), v.repeat_interleave(group_size, dim=0))
+                 for k, v in cache]  # per layer (B, H, P, D)
+        return (logits[:, -1].repeat_interleave(group_size, dim=0),  # (B, V)
+                values[:, -1].repeat_interleave(group_size, dim=0), cache)  # (B,)
 
 
-def _rows_share_prompts(sequences, attention_mask, prompt_width: int, group_size: int) -> bool:
-    """Whether the B rows form B/G groups of G rows with the same prompt block."""
-    b = sequences.shape[0]
+def rows_share_prompts(prompt_ids, prompt_mask, group_size: int) -> bool:
+    """Whether the B rows of a (B, P) prompt block form B/G groups of G equal rows."""
+    b, p = prompt_ids.shape
     if b % group_size:
         return False
-    prompts = sequences[:, :prompt_width].view(b // group_size, group_size, prompt_width)
-    masks = attention_mask[:, :prompt_width].view(b // group_size, group_size, prompt_width)
+    prompts = prompt_ids.reshape(b // group_size, group_size, p)  # (B/G, G, P)
+    masks = prompt_mask.reshape(b // group_size, group_size, p)  # (B/G, G, P)
     return bool((prompts == prompts[:, :1]).all()) and bool((masks == masks[:, :1]).all())

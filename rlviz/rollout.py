@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .causal_policy import CausalPolicy
+from .causal_policy import CausalPolicy, rows_share_prompts
 from .masks import mask_from_lengths
 from .tasks import EOS, PAD, Task
 
@@ -123,7 +123,7 @@ def response_lengths(responses: torch.Tensor) -> torch.Tensor:
 def generate(policy: CausalPolicy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
              max_new_tokens: int, temperature: float = 1.0,
              generator: torch.Generator | None = None, greedy: bool = False,
-             top_p: float = 1.0, top_k: int = 0):
+             top_p: float = 1.0, top_k: int = 0, group_size: int = 1):
     """Batched sampling with a key/value cache.
 
     prompt_ids, prompt_mask (B, P) (left-padded). At each step the next token is drawn
@@ -137,6 +137,10 @@ def generate(policy: CausalPolicy, prompt_ids: torch.Tensor, prompt_mask: torch.
     sampled from (vLLM's ``processed_logprobs``, which TRL 1.16.0 and verl 0.9.1 request).
     Logits are read in float32 whatever the model's dtype (a bf16 model's logits are
     rounded to bf16 first, as a bf16 inference engine's are).
+
+    ``group_size`` G > 1 says rows g*G .. g*G+G-1 share one prompt (a GRPO group): each
+    prompt is then run once (``CausalPolicy.prefill_groups``), the same numbers for 1/G of
+    the prompt work.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -145,8 +149,12 @@ def generate(policy: CausalPolicy, prompt_ids: torch.Tensor, prompt_mask: torch.
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
         raise ValueError(f"top_k must be an int >= 0 (0: off), got {top_k!r}")
     batch = prompt_ids.shape[0]
-    logits, values, cache = policy.prefill(prompt_ids, prompt_mask)
-    next_logits, next_value = logits[:, -1], values[:, -1]  # (B, V), (B,)
+    if group_size > 1 and rows_share_prompts(prompt_ids, prompt_mask, group_size):
+        next_logits, next_value, cache = policy.prefill_groups(
+            prompt_ids, prompt_mask, group_size)  # (B, V), (B,)
+    else:
+        logits, values, cache = policy.prefill(prompt_ids, prompt_mask)
+        next_logits, next_value = logits[:, -1], values[:, -1]  # (B, V), (B,)
     key_mask = prompt_mask.bool()  # (B, P), grows by one column per step
     position = prompt_mask.sum(dim=1)  # (B,) position of the next token (real tokens only)
 
@@ -223,7 +231,7 @@ def collect_rollout(policy: CausalPolicy, reference: CausalPolicy, task: Task,
     prompt_ids, prompt_mask = task.encode_prompts(rows)  # (B, P)
     responses, old_logp, old_values = generate(
         policy, prompt_ids, prompt_mask, task.max_new_tokens, temperature, generator,
-        top_p=top_p, top_k=top_k)
+        top_p=top_p, top_k=top_k, group_size=group_size)
     lengths = response_lengths(responses)  # (B,)
     response_mask = mask_from_lengths(lengths, task.max_new_tokens)  # (B, R), EOS included
     sequences, attention_mask = build_sequences(prompt_ids, prompt_mask, responses)

@@ -245,3 +245,27 @@ def test_rows_that_do_not_share_prompts_fall_back_to_the_plain_pass():
         claimed = policy.response_scores(sequences, attention, task.prompt_width, group_size=2)
     for a, b in zip(plain, claimed):
         assert torch.equal(a, b)  # different prompts: the grouped path is not taken
+
+
+def test_sampling_with_one_prompt_pass_per_group_draws_the_same_tokens():
+    """generate(group_size=G) prefills each group's prompt once: with the same generator it
+    draws the same tokens with the same log-probs and values as G separate prefills; rows
+    that do not share their prompt take the plain path."""
+    task = get_task("reverse")
+    torch.manual_seed(0)
+    policy = CausalPolicy(max_positions=task.prompt_width + task.max_new_tokens)
+    prompts = task.sample_prompts(6, torch.Generator().manual_seed(1))
+    ids, mask = task.encode_prompts([p for p in prompts for _ in range(4)])  # (24, P)
+    plain = generate(policy, ids, mask, task.max_new_tokens, 0.9,
+                     torch.Generator().manual_seed(2))
+    grouped = generate(policy, ids, mask, task.max_new_tokens, 0.9,
+                       torch.Generator().manual_seed(2), group_size=4)
+    assert torch.equal(grouped[0], plain[0])
+    for a, b in zip(plain[1:], grouped[1:]):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    mixed_ids, mixed_mask = task.encode_prompts(prompts[:4])  # 4 different prompts
+    alone = generate(policy, mixed_ids, mixed_mask, 4, 1.0, torch.Generator().manual_seed(0))
+    claimed = generate(policy, mixed_ids, mixed_mask, 4, 1.0, torch.Generator().manual_seed(0),
+                       group_size=2)
+    for a, b in zip(alone, claimed):
+        assert torch.equal(a, b)
