@@ -12,8 +12,22 @@ process' CPU time, start-up included.
 Wall time depends on the machine's load: on a shared machine other processes slow every
 step alike (measured here at a load average of 8-10 on 2 cores: ~3x), so the steps column
 is the load-free number and the CPU column the nearly load-free cost. Run
-``python benchmarks/bench_learning.py [ALGO ...]`` for the table and the settings;
+``python benchmarks/bench_learning.py [ALGO ...] [-- FLAG ...]`` for the table and the
+settings (flags after ``--`` go to every ``rlviz train`` run, e.g. ``-- --epochs 1``);
 ``run()`` returns the rows for ``make bench``.
+
+What was tried for the 5 s target (December 2026, seeds 0-3, steps to 0.9 for
+``grpo_paper``; CPU seconds with two runs sharing the 2 cores): the defaults take 55 and 67
+steps (seeds 0, 1), 25 CPU s median. One epoch (lr 2e-3: 50, 65, 67, > 150 steps), 128
+responses a step (2 minibatches, lr 2e-3: 70-146, one > 150) and width 32 (lr 2e-3: 72-79,
+one > 150) each need 19-20 CPU s median: less work a step, more steps. Two torch threads
+made a step 5x slower. ``--positions column`` alone cuts the steps to 36-44, and lets one
+layer learn reverse: ``-- --positions column --n-layers 1 --epochs 1 --lr 0.003`` reaches
+0.9 in 29-37 steps (``ppo_gae``: 32-43), 4.7 and 5.7 s for seeds 0 and 1 (``ppo_gae``: 7.3
+and 8.1 s) on a machine with a second busy process; with real-token positions that model
+needs 95 and 145 steps or more than 150. It is not the default: it does not learn
+``copy`` (0 of 4 seeds within 150 steps; 1 of 4 with real-token positions), ``ppo_gae``
+stays above 5 s, and every cached experiment would change.
 """
 
 from __future__ import annotations
@@ -44,15 +58,16 @@ SEEDS = (0, 1, 2, 3, 4)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def time_to_threshold(algo: str, seed: int) -> dict:
-    """One CLI run to the threshold: steps, seconds, final greedy reward (NaN if not
-    reached), seconds per step and the child's CPU seconds."""
+def time_to_threshold(algo: str, seed: int, flags: tuple = ()) -> dict:
+    """One CLI run to the threshold (``flags``: more ``rlviz train`` options): steps,
+    seconds, final greedy reward (NaN if not reached), seconds per step and the child's
+    CPU seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "metrics.csv"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run([sys.executable, "-m", "rlviz", "train", "--algo", algo, "--seed",
                         str(seed), "--steps", str(MAX_STEPS), "--stop-reward", str(THRESHOLD),
-                        "--no-progress", "--out", str(out)],
+                        "--no-progress", "--out", str(out), *flags],
                        cwd=ROOT, check=True, capture_output=True, text=True)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(out, newline="") as handle:
@@ -74,11 +89,11 @@ def _median(values):
     return statistics.median(padded)
 
 
-def run(seeds=SEEDS, algos=(*TARGETED, *VARIANTS)) -> list[dict]:
+def run(seeds=SEEDS, algos=(*TARGETED, *VARIANTS), flags: tuple = ()) -> list[dict]:
     rows = []
     for algo in algos:
         algo_seeds = seeds
-        runs = [time_to_threshold(algo, seed) for seed in algo_seeds]
+        runs = [time_to_threshold(algo, seed, flags) for seed in algo_seeds]
         label = (f"median of {len(algo_seeds)} seeds" if len(algo_seeds) > 1
                  else f"seed {algo_seeds[0]}")
         seconds = _median([r["seconds"] for r in runs])
@@ -126,12 +141,16 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
     from run_all import print_table
 
-    chosen = tuple(sys.argv[1:]) or (*TARGETED, *VARIANTS)
+    args = sys.argv[1:]
+    flags = tuple(args[args.index("--") + 1:]) if "--" in args else ()
+    chosen = tuple(args[:args.index("--")] if "--" in args else args) or (*TARGETED, *VARIANTS)
     unknown = [a for a in chosen if a not in LOSS_FN_REGISTRY or a in DEMO_ALGOS]
     if unknown:
         sys.exit(f"unknown algorithm(s) {unknown}; known: {', '.join((*TARGETED, *VARIANTS))}")
     print(settings_text(chosen))
+    if flags:
+        print("flags given to every run (they override the settings above):", *flags)
     print()
-    result = run(algos=chosen)
+    result = run(algos=chosen, flags=flags)
     print_table([{"group": "learning", **r} for r in result])
     sys.exit(0 if all(r["ok"] is not False for r in result) else 1)

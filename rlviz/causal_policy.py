@@ -12,8 +12,19 @@ Conventions (the same as Hugging Face causal LMs, TRL and verl):
 * the value at position t - 1 is V(s_t), the value of the state before token t is chosen;
 * sampling and scoring divide the logits by the same temperature.
 
-Prompts are left-padded; ``attention_mask`` (1 on real tokens) hides the padding, and
-positions count real tokens only, so a padded prompt is encoded like an unpadded one.
+Prompts are left-padded; ``attention_mask`` (1 on real tokens) hides the padding. Where
+a token's position comes from is a choice, ``positions``:
+
+* ``"real"`` (the default): positions count real tokens only, so a padded prompt is
+  encoded like an unpadded one (Hugging Face's ``position_ids`` for padded batches);
+* ``"column"``: a position is the column index in the padded block (nanoGPT's
+  ``arange``, and Hugging Face's when no ``position_ids`` are given). The prompt block
+  has the task's fixed width P, so the separator always sits at position P - 1 and the
+  answer's k-th token at P + k whatever the prompt's length: reversing a prompt becomes
+  one fixed pattern (answer position P + k reads prompt position P - 2 - k; measured in
+  benchmarks/bench_learning.py: fewer steps, and one layer suffices). The price:
+  the same prompt padded to another width is another input, so the prompt block must
+  keep its width (``Rollout.trimmed(keep_prompt=True)``).
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from torch import nn
 
 from .losses.logprob import selective_log_prob
 
+POSITIONS = ("real", "column")  # where a token's position comes from (module docstring)
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, H, S, D)
 
 
@@ -80,8 +92,11 @@ class CausalPolicy(nn.Module):
     """
 
     def __init__(self, vocab_size: int = 14, d_model: int = 64, n_heads: int = 4,
-                 n_layers: int = 2, max_positions: int = 32):
+                 n_layers: int = 2, max_positions: int = 32, positions: str = "real"):
         super().__init__()
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
+        self.positions = positions
         self.vocab_size = vocab_size
         self.max_positions = max_positions
         self.tok_embed = nn.Embedding(vocab_size, d_model)
@@ -123,12 +138,23 @@ class CausalPolicy(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(b, s, dtype=torch.long, device=input_ids.device)
         keep = attention_mask.bool()  # (B, S)
-        positions = (keep.long().cumsum(-1) - 1).clamp_min(0)  # (B, S), real tokens only
+        if self.positions == "real":
+            positions = (keep.long().cumsum(-1) - 1).clamp_min(0)  # (B, S), real tokens only
+        else:
+            positions = torch.arange(s, device=input_ids.device).expand(b, s)  # (B, S) columns
         causal = torch.ones(s, s, dtype=torch.bool, device=input_ids.device).tril()  # (S, S)
         eye = torch.eye(s, dtype=torch.bool, device=input_ids.device)  # (S, S)
         # query i sees key j <= i if j is real; always itself (no all-masked rows at pads)
         allowed = (causal & keep[:, None, :]) | eye  # (B, S, S)
         return self._trunk(input_ids, positions, allowed.unsqueeze(1))
+
+    def first_response_position(self, prompt_mask: torch.Tensor) -> torch.Tensor:
+        """(B, P) prompt mask -> (B,) the position of the first response token: the count
+        of real prompt tokens (``positions="real"``) or the block's width P ("column")."""
+        if self.positions == "real":
+            return prompt_mask.long().sum(dim=1)  # (B,)
+        return torch.full((prompt_mask.shape[0],), prompt_mask.shape[1],
+                          dtype=torch.long, device=prompt_mask.device)  # (B,)
 
     def step(self, tokens, positions, key_mask, past):
         """One cached decoding step.
@@ -185,8 +211,8 @@ class CausalPolicy(nn.Module):
             sequences[:, :prompt_width], attention_mask[:, :prompt_width], group_size)
         r = s - prompt_width
         keep = attention_mask[:, :prompt_width].bool()  # (B, P)
-        start = keep.long().sum(dim=1, keepdim=True)  # (B, 1) first response position
-        positions = start + torch.arange(r, device=sequences.device)  # (B, R)
+        start = self.first_response_position(attention_mask[:, :prompt_width])  # (B,)
+        positions = start[:, None] + torch.arange(r, device=sequences.device)  # (B, R)
         causal = torch.ones(r, r, dtype=torch.bool, device=sequences.device).tril()  # (R, R)
         allowed = torch.cat([keep[:, None, :].expand(b, r, prompt_width),
                              causal.expand(b, r, r)], dim=2)  # (B, R, P + R)

@@ -118,6 +118,7 @@ def add_train_knobs(train: argparse.ArgumentParser, defaults) -> None:
     """The trainer and loss knobs the controlled experiments change (``TrainConfig``
     fields); a loss knob left unset keeps the algorithm's own default. Each option's name
     is its ``TrainConfig`` field, so ``run_train_command`` passes it on by name."""
+    from .causal_policy import POSITIONS
     from .losses.advantages import ADV_SCALES
     from .losses.aggregation import AGG_MODES
 
@@ -131,6 +132,14 @@ def add_train_knobs(train: argparse.ArgumentParser, defaults) -> None:
     knobs.add_argument("--ent-coef", type=_non_negative_float, default=defaults.ent_coef,
                        help=f"entropy bonus weight (default {defaults.ent_coef}; 0: the "
                        "papers' losses)")
+    model = train.add_argument_group("the model (TrainConfig fields)")
+    model.add_argument("--n-layers", type=_positive_int, default=defaults.n_layers,
+                       help=f"transformer blocks (default {defaults.n_layers})")
+    model.add_argument("--hidden-size", type=_positive_int, default=defaults.hidden_size,
+                       help=f"model width (default {defaults.hidden_size})")
+    model.add_argument("--positions", choices=POSITIONS, default=defaults.positions,
+                       help=f"'real': positions count real tokens; 'column': the column of the "
+                       f"padded block (default {defaults.positions!r})")
     loss = train.add_argument_group("loss knobs (default: the algorithm's own)")
     loss.add_argument("--loss-agg-mode", choices=AGG_MODES, default=None,
                       help="how the per-token loss becomes one number")

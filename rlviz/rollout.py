@@ -90,16 +90,18 @@ class Rollout:
                 joined[f.name] = values[0]
         return Rollout(**joined)
 
-    def trimmed(self) -> Rollout:
+    def trimmed(self, keep_prompt: bool = False) -> Rollout:
         """The same rows without the columns that are padding in every row: the leading
         prompt padding and the response positions after the longest response.
 
         What a scored token sees does not change (padding is masked and positions count
         real tokens only), the model just runs on fewer positions: ~20% less work once
         responses are short. Per-token tensors become (B, R') with R' = ``lengths.max()``.
+        ``keep_prompt=True`` keeps the prompt block whole, for a policy whose positions
+        are column indices (``CausalPolicy(positions="column")``).
         """
         width = self.prompt_width
-        first = int(self.attention_mask[:, :width].argmax(dim=1).min())  # first real column
+        first = 0 if keep_prompt else int(self.attention_mask[:, :width].argmax(dim=1).min())
         longest = int(self.lengths.max())
         picked = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("sequences", "attention_mask"):
@@ -156,7 +158,7 @@ def generate(policy: CausalPolicy, prompt_ids: torch.Tensor, prompt_mask: torch.
         logits, values, cache = policy.prefill(prompt_ids, prompt_mask)
         next_logits, next_value = logits[:, -1], values[:, -1]  # (B, V), (B,)
     key_mask = prompt_mask.bool()  # (B, P), grows by one column per step
-    position = prompt_mask.sum(dim=1)  # (B,) position of the next token (real tokens only)
+    position = policy.first_response_position(prompt_mask)  # (B,) position of the next token
 
     responses = torch.full((batch, max_new_tokens), PAD, dtype=torch.long)  # (B, R)
     logp = torch.zeros(batch, max_new_tokens)  # (B, R)

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .algorithms import HParams, algo_advantages, get_spec, policy_loss_wrapper, resolve_hparams
-from .causal_policy import CausalPolicy
+from .causal_policy import POSITIONS, CausalPolicy
 from .config import Config
 from .losses import kl_estimate
 from .losses.dapo import dynamic_sampling, soft_overlong_penalty, truncated, zero_std_groups
@@ -60,6 +60,8 @@ class TrainConfig(Config):
     inherited fields get defaults that suit the toy task: ``algo="grpo_paper"``,
     ``lr=1e-3``, ``group_num=8`` (G for the group algorithms), ``hidden_size=64`` (the
     model width), ``vocab_size=14`` (the tasks' vocabulary) and ``device="cpu"``.
+    ``n_layers``, ``n_heads`` and ``positions`` shape the ``CausalPolicy`` (``positions=
+    "column"``: a position is the column of the padded block, see ``rlviz.causal_policy``).
     ``ent_coef`` (0.01) weights an entropy bonus for every algorithm, not only
     ``"ppo_gae"`` (the prototype of this trainer saw GRPO plateau near 0.85 on "reverse"
     without it); set 0 for the papers' exact losses. ``vf_coef`` weights the value loss of ``"ppo_gae"``. The demo's
@@ -102,6 +104,7 @@ class TrainConfig(Config):
     temperature: float = 1.0  # sampling and scoring temperature
     n_layers: int = 2
     n_heads: int = 4
+    positions: str = "real"  # "column": position = column index (CausalPolicy, POSITIONS)
     seed: int = 0
     eval_every: int = 10  # greedy reward on fresh prompts every k steps (and the last)
     eval_prompts: int = 128
@@ -208,6 +211,8 @@ class TrainConfig(Config):
         for name in ("lr", "temperature", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         if self.hidden_size % self.n_heads:
             raise ValueError(f"hidden_size={self.hidden_size} must be divisible by "
                              f"n_heads={self.n_heads}")
@@ -326,7 +331,7 @@ def build_policy(cfg: TrainConfig, task: Task) -> CausalPolicy:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return CausalPolicy(vocab_size=task.vocab_size, d_model=cfg.hidden_size,
-                            n_heads=cfg.n_heads, n_layers=cfg.n_layers,
+                            n_heads=cfg.n_heads, n_layers=cfg.n_layers, positions=cfg.positions,
                             max_positions=task.prompt_width + task.max_new_tokens)
 
 
@@ -441,7 +446,7 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
     updates = []
     for _ in range(cfg.epochs):
         for rows in minibatch_rows(len(batch), group, cfg.minibatches, generator):
-            minibatch = batch.select(rows).trimmed()
+            minibatch = batch.select(rows).trimmed(keep_prompt=policy.positions == "column")
             width = minibatch.responses.shape[1]  # per-token tensors lose the padded tail
             adv = advantages[rows] if advantages.dim() == 1 else advantages[rows, :width]
             ret = None if returns is None else returns[rows, :width]

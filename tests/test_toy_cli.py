@@ -56,6 +56,8 @@ def test_the_same_seed_writes_the_same_rewards(tmp_path, capsys):
         (["--max-gen-batches", "0"], "argument --max-gen-batches: must be a positive integer"),
         (["--overlong-buffer", "-2"], "argument --overlong-buffer: must be an integer >= 0"),
         (["--overlong-buffer", "99"], "overlong_buffer must be an integer in [0, 8]"),
+        (["--positions", "rope"], "argument --positions: invalid choice: 'rope'"),
+        (["--n-layers", "0"], "argument --n-layers: must be a positive integer"),
         (["--algo", "ppo_gae", "--dynamic-sampling"], "dynamic_sampling needs groups"),
     ],
 )
@@ -81,7 +83,8 @@ def test_the_knobs_reach_the_trainer(tmp_path, capsys, monkeypatch):
     code = main(["train", *FAST, "--epochs", "1", "--minibatches", "2", "--lr", "0.002",
                  "--ent-coef", "0", "--loss-agg-mode", "token-mean", "--adv-scale", "none",
                  "--eps-low", "0.1", "--eps-high", "0.28", "--dynamic-sampling",
-                 "--max-gen-batches", "2", "--overlong-filter", "--overlong-buffer", "3"])
+                 "--max-gen-batches", "2", "--overlong-filter", "--overlong-buffer", "3",
+                 "--n-layers", "1", "--hidden-size", "32", "--positions", "column"])
     assert code == 0
     cfg = seen[0]
     assert (cfg.epochs, cfg.minibatches, cfg.lr, cfg.ent_coef) == (1, 2, 0.002, 0.0)
@@ -89,6 +92,7 @@ def test_the_knobs_reach_the_trainer(tmp_path, capsys, monkeypatch):
         "token-mean", "none", 0.1, 0.28)
     assert (cfg.dynamic_sampling, cfg.max_gen_batches) == (True, 2)
     assert (cfg.overlong_filter, cfg.overlong_buffer) == (True, 3)
+    assert (cfg.n_layers, cfg.hidden_size, cfg.positions) == (1, 32, "column")
     hp = cfg.hparams()
     assert (hp.loss_agg_mode, hp.adv_scale, hp.eps_high) == ("token-mean", "none", 0.28)
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlviz.causal_policy import CausalPolicy
+from rlviz.causal_policy import POSITIONS, CausalPolicy
 from rlviz.rollout import collect_rollout, generate, response_lengths
 from rlviz.tasks import BOS, EOS, PAD, SEP, VOCAB_SIZE, get_task
 
@@ -71,6 +71,35 @@ def test_left_padding_changes_nothing():
     torch.testing.assert_close(values_padded[:, 2:], values_short, atol=1e-5, rtol=1e-5)
 
 
+def test_column_positions_hide_padding_but_count_it():
+    """positions="column": a padded column is still masked (junk there changes no real
+    token's logits), but it counts: the same tokens shifted right by two pad columns are
+    another input, and zeroing the position table removes the difference. The ``"real"``
+    model gives the shifted tokens the same logits (test above)."""
+    torch.manual_seed(1)
+    model = CausalPolicy(positions="column")
+    short = torch.tensor([[BOS, 3, 1, 4, SEP, 4, 1]])
+    padded = torch.tensor([[PAD, PAD, BOS, 3, 1, 4, SEP, 4, 1]])
+    junk = torch.tensor([[7, 2, BOS, 3, 1, 4, SEP, 4, 1]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        logits_padded, values_padded = model(padded, mask)
+        logits_junk, values_junk = model(junk, mask)
+        torch.testing.assert_close(logits_junk[:, 2:], logits_padded[:, 2:], atol=1e-6, rtol=0)
+        torch.testing.assert_close(values_junk[:, 2:], values_padded[:, 2:], atol=1e-6, rtol=0)
+        assert float((logits_padded[:, 2:] - model(short)[0]).abs().max()) > 1e-2
+        model.pos_embed.weight.zero_()
+        torch.testing.assert_close(model(padded, mask)[0][:, 2:], model(short)[0],
+                                   atol=1e-5, rtol=1e-5)
+    assert model.first_response_position(mask[:, :7]).tolist() == [7]
+    assert CausalPolicy().first_response_position(mask[:, :7]).tolist() == [5]
+
+
+def test_unknown_positions_raise():
+    with pytest.raises(ValueError, match=r"positions must be one of \('real', 'column'\)"):
+        CausalPolicy(positions="rope")
+
+
 def test_parameter_count_is_about_100k():
     assert 80_000 < CausalPolicy().num_parameters() < 120_000
 
@@ -85,11 +114,11 @@ def test_response_lengths_include_eos():
     assert response_lengths(responses).tolist() == [4, 1, 6, 2]
 
 
-@pytest.fixture(scope="module")
-def rollout_at_temperature():
+@pytest.fixture(scope="module", params=POSITIONS)
+def rollout_at_temperature(request):
     torch.manual_seed(2)
-    policy = CausalPolicy()
-    reference = CausalPolicy()
+    policy = CausalPolicy(positions=request.param)
+    reference = CausalPolicy(positions=request.param)
     reference.load_state_dict(policy.state_dict())
     task = get_task("reverse")
     generator = torch.Generator().manual_seed(0)
@@ -192,7 +221,7 @@ def test_trimming_padding_columns_changes_no_score(rollout_at_temperature):
     policy, task, batch = rollout_at_temperature
     rows = torch.arange(0, 64, 7)
     full = batch.select(rows)
-    trimmed = full.trimmed()
+    trimmed = full.trimmed(keep_prompt=policy.positions == "column")
     width = trimmed.responses.shape[1]
     assert width == int(full.lengths.max()) and trimmed.sequences.shape[1] <= full.sequences.shape[1]
     with torch.no_grad():
@@ -206,17 +235,18 @@ def test_trimming_padding_columns_changes_no_score(rollout_at_temperature):
     assert torch.equal(trimmed.response_mask, full.response_mask[:, :width])
 
 
-def test_one_prompt_pass_per_group_gives_the_scores_and_gradients_of_g_copies():
+@pytest.mark.parametrize("positions", POSITIONS)
+def test_one_prompt_pass_per_group_gives_the_scores_and_gradients_of_g_copies(positions):
     """response_scores(group_size=G) runs each group's prompt once and shares its keys and
     values: the log-probs, values, logits and parameter gradients equal those of the plain
     pass over every row (float rounding apart)."""
     task = get_task("reverse")
     torch.manual_seed(0)
-    policy = CausalPolicy(max_positions=task.prompt_width + task.max_new_tokens)
+    policy = CausalPolicy(max_positions=task.prompt_width + task.max_new_tokens,
+                          positions=positions)
     generator = torch.Generator().manual_seed(3)
-    from rlviz.rollout import collect_rollout
-
-    batch = collect_rollout(policy, policy, task, 4, 4, 1.0, generator).trimmed()  # (16, S)
+    batch = collect_rollout(policy, policy, task, 4, 4, 1.0, generator).trimmed(
+        keep_prompt=positions == "column")  # (16, S)
     results = []
     for group_size in (1, 4):
         policy.zero_grad()
@@ -247,13 +277,15 @@ def test_rows_that_do_not_share_prompts_fall_back_to_the_plain_pass():
         assert torch.equal(a, b)  # different prompts: the grouped path is not taken
 
 
-def test_sampling_with_one_prompt_pass_per_group_draws_the_same_tokens():
+@pytest.mark.parametrize("positions", POSITIONS)
+def test_sampling_with_one_prompt_pass_per_group_draws_the_same_tokens(positions):
     """generate(group_size=G) prefills each group's prompt once: with the same generator it
     draws the same tokens with the same log-probs and values as G separate prefills; rows
     that do not share their prompt take the plain path."""
     task = get_task("reverse")
     torch.manual_seed(0)
-    policy = CausalPolicy(max_positions=task.prompt_width + task.max_new_tokens)
+    policy = CausalPolicy(max_positions=task.prompt_width + task.max_new_tokens,
+                          positions=positions)
     prompts = task.sample_prompts(6, torch.Generator().manual_seed(1))
     ids, mask = task.encode_prompts([p for p in prompts for _ in range(4)])  # (24, P)
     plain = generate(policy, ids, mask, task.max_new_tokens, 0.9,

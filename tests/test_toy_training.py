@@ -135,6 +135,7 @@ def test_toy_defaults_and_overrides():
         (dict(lr=0.0), "lr must be > 0"),
         (dict(vocab_size=50257), "vocab_size must be 14"),
         (dict(device="cuda"), "runs on the CPU"),
+        (dict(positions="rope"), r"positions must be one of \('real', 'column'\)"),
     ],
 )
 def test_bad_config_raises(changes, message):
@@ -202,3 +203,16 @@ def test_training_leaves_the_denormal_flag_as_it_found_it():
     with _cpu_settings():
         assert (tiny * 1e-10).item() == 0.0
     assert (tiny * 1e-10).item() != 0.0
+
+
+def test_column_positions_learn_reverse_with_one_layer():
+    """The trainer builds and trains a ``positions="column"`` model (the whole prompt block
+    kept in every minibatch): with one layer, reverse's reward rises well above the
+    random policy's in 20 steps (a few seconds), where positions counting real tokens
+    rise less (measured, seed 0: 0.03 -> 0.39 against 0.04 -> 0.15)."""
+    common = dict(steps=20, n_layers=1, epochs=1, lr=3e-3, eval_every=100)
+    column = train(TrainConfig(positions="column", **common), progress=False)
+    real = train(TrainConfig(positions="real", **common), progress=False)
+    late = {name: sum(r.column("reward")[-3:]) / 3 for name, r in
+            (("column", column), ("real", real))}
+    assert late["column"] > late["real"] + 0.15, late

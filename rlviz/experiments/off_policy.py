@@ -134,7 +134,8 @@ def _log_rho(policy, batch) -> torch.Tensor:
 
 def _update(cfg, policy, optimizer, batch, advantages):
     policy.train()
-    update_on_minibatch(cfg, policy, optimizer, batch.trimmed(), advantages, None)
+    keep_prompt = policy.positions == "column"  # column positions need the whole prompt block
+    update_on_minibatch(cfg, policy, optimizer, batch.trimmed(keep_prompt), advantages, None)
 
 
 class _Tally:
