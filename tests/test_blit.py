@@ -99,6 +99,19 @@ def test_a_changed_static_artist_shows_only_after_invalidate():
     assert_same_picture(fresh, full_redraw(fig.figure))
 
 
+def test_each_string_of_a_static_text_keeps_its_own_background():
+    fig, _line, left, *_ = make_figure()
+    title = left.title
+    calls = count_background_draws(fig)
+    shown = {}
+    for text in ("mode a", "mode b", "mode a", "mode b"):
+        fig.set_static_text(title, text)
+        shown[text] = pixels(fig.render_png())
+        assert_same_picture(shown[text], full_redraw(fig.figure))
+    assert len(calls) == 2, "a string seen before reuses its background"
+    assert not np.array_equal(shown["mode a"], shown["mode b"])
+
+
 def test_new_limits_of_a_static_axis_redraw_the_background_by_themselves():
     fig, _line, left, *_ = make_figure()
     fig.render_png()
