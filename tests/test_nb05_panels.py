@@ -146,3 +146,27 @@ def test_std_bias_middle_panel_has_a_legend_and_batch_is_dashed():
     # relative to p = 0.5 the two curves coincide, which is why one of them is dashed
     assert np.allclose(batch.get_ydata(), none.get_ydata())
     assert legend in live.on_top  # kept over the curves when a panel blits
+
+
+def test_bar_collection_draws_the_bars_of_ax_bar():
+    """The live figure's bars (one PolyCollection) look exactly like matplotlib's own
+    ``ax.bar`` bars of the static figures, each mode scaled to a largest |value| of 1."""
+    from matplotlib.figure import Figure
+
+    labels = ["a", "b", "c"]
+    values = {"token-mean": [0.5, -2.0, 1.0], "seq-mean-token-sum": [0.0, 0.0, 0.0],
+              "seq-mean-token-mean": [3.0, 1.5, -0.75]}
+    pictures = []
+    for use_collection in (False, True):
+        fig = Figure(figsize=(3, 2), dpi=60)
+        ax = fig.subplots()
+        if use_collection:
+            bars = plots.GroupedBarCollection(ax, labels, list(values))
+            bars.set_values(values)
+            # mode by mode, response by response; by hand: each mode / its largest |value|
+            tops = [path.vertices[1, 1] for path in bars.collection.get_paths()]
+            assert tops == pytest.approx([0.25, -1.0, 0.5, 0.0, 0.0, 0.0, 1.0, 0.5, -0.25])
+        else:
+            plots._grouped_bars(ax, labels, values, normalise=True)
+        pictures.append(_pixels(render_png(fig)))
+    assert np.array_equal(pictures[0], pictures[1])
