@@ -132,6 +132,25 @@ def test_a_moving_axis_follows_its_limits_without_a_background_redraw():
     assert_same_picture(blitted, full_redraw(fig.figure))
 
 
+def test_a_followed_moving_axis_is_drawn_once_per_set_of_limits():
+    """A moving axis whose limits ``follow`` snaps: its pixels are kept per limits, so
+    going back to limits seen before restores them instead of drawing the axis, and the
+    picture is still the full redraw's."""
+    fig, _line, _left, right, _legend = make_figure(moving_axis=True)
+    fig.render_png()  # the first render places the axis labels
+    axis_draws = []
+    draw = right.yaxis.draw
+    right.yaxis.draw = lambda *args, **kwargs: (axis_draws.append(1), draw(*args, **kwargs))
+    drawn_by_render = 0
+    for low, high in [(0.1, 0.6), (-3.0, 8.0), (0.1, 0.6), (-3.0, 8.0), (0.15, 0.55)]:
+        fig.follow(right, "y", low, high)
+        before = len(axis_draws)
+        shown = pixels(fig.render_png())
+        drawn_by_render += len(axis_draws) - before
+        assert_same_picture(shown, full_redraw(fig.figure))
+    assert drawn_by_render == 2, "(0.1, 0.6) and (0.15, 0.55) snap to the same limits"
+
+
 # ------------------------------------------------------------ limits in round steps
 
 def is_multiple(value: float, step: float) -> bool:

@@ -81,7 +81,8 @@ class GaussianEstimatorsFigure(LiveFigure):
         self.suptitle = fig.suptitle("", fontsize=10)
         # what an update changes: the curves, and the axes whose limits follow the data
         # (with the lines placed on them); the legend (on top of the curves) and the
-        # titles stay
+        # titles stay. The histogram's x-axis and the running averages' y-axis snap to
+        # round limits (``follow``), so their drawn ticks are kept per set of limits.
         self.moving = [list(self.hist.values()), list(self.running.values()), self.hist_true,
                        self.run_true, self.hist_zero, hist_ax.xaxis, hist_ax.yaxis,
                        run_ax.yaxis]
@@ -97,7 +98,7 @@ class GaussianEstimatorsFigure(LiveFigure):
             self.hist[kind].set_data(hist["density"], hist["edges"])
             peak = max(peak, float(np.max(hist["density"])))
         edges = data["hist"]["k1"]["edges"]
-        self.hist_ax.set_xlim(edges[0], edges[-1])
+        self.follow(self.hist_ax, "x", edges[0], edges[-1])
         self.hist_ax.set_ylim(0, 1.1 * peak)
         self.hist_true.set_xdata([true_kl, true_kl])
         low, high = true_kl, true_kl
@@ -108,7 +109,7 @@ class GaussianEstimatorsFigure(LiveFigure):
             low, high = min(low, float(np.min(tail))), max(high, float(np.max(tail)))
         self.run_true.set_ydata([true_kl, true_kl])
         pad = 0.15 * (high - low) + 0.05 * true_kl
-        self.run_ax.set_ylim(low - pad, high + pad)
+        self.follow(self.run_ax, "y", low - pad, high + pad, nbins=4)
         if self.max_samples is None:
             self.run_ax.set_xlim(1, max(2, data["n_samples"]))
         if self.title:

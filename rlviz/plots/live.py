@@ -54,13 +54,15 @@ from matplotlib.axis import Axis, XAxis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
-__all__ = ["BACKGROUNDS_KEPT", "PNG_COMPRESS_LEVEL", "LiveFigure", "nice_limits",
+__all__ = ["AXIS_PIXELS_KEPT", "BACKGROUNDS_KEPT", "PNG_COMPRESS_LEVEL", "LiveFigure", "nice_limits",
            "png_from_canvas"]
 
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: faster than the default 6; files ~20% larger
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BACKGROUNDS_KEPT = 16  # cached backgrounds per figure (one per set of static limits)
+AXIS_PIXELS_KEPT = 32  # per background: the pixels of a followed moving axis, per limits
 NICE_STEPS = (1, 2, 2.5, 5, 10)  # tick steps (times a power of ten) that limits snap to
 
 
@@ -131,6 +133,7 @@ class LiveFigure:
         self._animated: list[Artist] | None = None  # None: blitting is off
         self._labels_placed = False  # moving axes' labels pinned after the first render
         self._static_texts: list = []  # the texts given to set_static_text
+        self._followed: set = set()  # ids of moving axes whose limits ``follow`` snaps
         # static limits and texts -> (pixels of the static artists, pixels of the on_top
         # artists' rectangles), most recently used last
         self._backgrounds: OrderedDict = OrderedDict()
@@ -179,11 +182,13 @@ class LiveFigure:
     def follow(self, ax, which: str, low: float, high: float, nbins: int = 5) -> None:
         """Set the ``which`` ("x" or "y") limits of ``ax`` to ``nice_limits(low, high)``:
         round numbers that change only when the data leaves them (see the module
-        docstring). The axis stays static: do not list it in ``moving``."""
+        docstring). A static axis gets a background per set of limits; an axis listed in
+        ``moving`` is drawn on each render, from pixels kept per set of its limits."""
         if which not in ("x", "y"):
             raise ValueError(f"which must be 'x' or 'y', got {which!r}")
         limits = nice_limits(low, high, nbins)
         (ax.set_xlim if which == "x" else ax.set_ylim)(*limits)
+        self._followed.add(id(ax.xaxis if which == "x" else ax.yaxis))
 
     def set_static_text(self, text_artist, text: str) -> None:
         """Give a static text (a title) a new string. The text stays in the background:
@@ -216,7 +221,7 @@ class LiveFigure:
         key = tuple(self._background_key())
         if key in self._backgrounds:
             self._backgrounds.move_to_end(key)
-            background, on_top_regions = self._backgrounds[key]
+            background, on_top_regions, axis_pixels = self._backgrounds[key]
             canvas.restore_region(background)
         else:
             canvas.draw()  # everything except the animated (moving) artists
@@ -225,13 +230,54 @@ class LiveFigure:
             on_top_regions = [
                 canvas.copy_from_bbox(artist.get_window_extent(renderer).padded(1))
                 for artist in flatten_artists(self.on_top)]
-            self._backgrounds[key] = (canvas.copy_from_bbox(self.figure.bbox), on_top_regions)
+            axis_pixels = {}
+            self._backgrounds[key] = (canvas.copy_from_bbox(self.figure.bbox), on_top_regions,
+                                      axis_pixels)
             if len(self._backgrounds) > BACKGROUNDS_KEPT:
                 self._backgrounds.popitem(last=False)  # the least recently used
+        followed = [artist for artist in self._animated
+                    if id(artist) in self._followed and self._labels_placed]
+        for axis in followed:  # first, on the bare background: only then can they be kept
+            self._draw_followed_axis(axis, axis_pixels)
         for artist in self._animated:
-            self.figure.draw_artist(artist)
+            if not any(artist is axis for axis in followed):
+                self.figure.draw_artist(artist)
         if not self._labels_placed:
             self._place_axis_labels()
         for region in on_top_regions:
             canvas.restore_region(region)  # back where it was copied from, over the moving
         return png_from_canvas(canvas)
+
+    def _draw_followed_axis(self, axis: Axis, axis_pixels: dict) -> None:
+        """Draw a moving axis whose limits ``follow`` snaps to round values. Its ticks and
+        labels are the same whenever its limits are, so the pixels of the strip it draws
+        in (``_axis_strip``), drawn once on the bare background, are kept per limits and
+        restored: ~0.1 ms instead of 4-6 ms of laying out and rasterising tick labels."""
+        canvas = self.figure.canvas
+        key = (id(axis), tuple(axis.get_view_interval()))
+        if key not in axis_pixels:
+            self.figure.draw_artist(axis)
+            if len(axis_pixels) >= AXIS_PIXELS_KEPT:
+                axis_pixels.pop(next(iter(axis_pixels)))  # the oldest
+            axis_pixels[key] = canvas.copy_from_bbox(self._axis_strip(axis))
+        canvas.restore_region(axis_pixels[key])
+
+    def _axis_strip(self, axis: Axis) -> Bbox:
+        """The rectangle from the axes' edge (a few pixels inside, for the tick marks) to
+        the figure's edge on the side of the axis' tick labels, widened at both ends so
+        that the end labels and the offset text fit. Nothing else that moves may draw
+        in it (true of the panels' figures: their neighbours' moving artists stay
+        inside their own axes)."""
+        box, figure_box = axis.axes.bbox, self.figure.bbox
+        tick = axis.majorTicks[0]  # the ticks as drawn (get_major_ticks would re-locate)
+        pad = 6 * tick.label1.get_fontsize() * self.figure.dpi / 72  # points -> pixels
+        inside = 8.0  # pixels into the axes: the tick marks pointing in
+        if isinstance(axis, XAxis):
+            x0, x1 = box.x0 - pad, box.x1 + pad
+            y0, y1 = ((figure_box.y0, box.y0 + inside) if tick.label1.get_visible()
+                      else (box.y1 - inside, figure_box.y1))
+        else:
+            y0, y1 = box.y0 - pad, box.y1 + pad
+            x0, x1 = ((figure_box.x0, box.x0 + inside) if tick.label1.get_visible()
+                      else (box.x1 - inside, figure_box.x1))
+        return Bbox.intersection(Bbox([[x0, y0], [x1, y1]]), figure_box)
