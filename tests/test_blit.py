@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from rlviz.plots.live import BACKGROUNDS_KEPT, LiveFigure, nice_limits, png_from_canvas
+from rlviz.plots.live import BACKGROUNDS_KEPT, Bars, LiveFigure, nice_limits, png_from_canvas
 from rlviz.widgets import PANEL_REGISTRY
 from rlviz.widgets.common import render_png
 
@@ -324,3 +324,25 @@ def test_no_panel_shows_a_stale_picture(name):
             fig.invalidate()
             fresh = pixels(render_png(fig))
             assert np.array_equal(shown, fresh), f"{name}: stale after {control_name}={value!r}"
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_bars_look_like_the_bars_of_ax_bar(log):
+    """``Bars`` (one PolyCollection) draws the pixels matplotlib's ``ax.bar`` draws, on a
+    linear and on a log axis (where the bars start below the axis), colours included."""
+    heights, colours = [3.0, 0.5, 7.0, 1.5], ["tab:blue", "tab:red", "tab:green", "tab:red"]
+    pictures = []
+    for use_bars in (False, True):
+        fig = Figure(figsize=(3, 2), dpi=60)
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        if use_bars:
+            bars = Bars(ax, range(4), 0.7, ["grey"] * 4, bottom=0.01 if log else 0.0)
+            bars.set_heights(heights, colours)
+        else:
+            ax.bar(range(4), heights, width=0.7, color=colours)
+        if log:
+            ax.set_yscale("log")
+        ax.set_ylim(0.1 if log else 0.0, 10.0)
+        pictures.append(full_redraw(fig))
+    assert np.array_equal(pictures[0], pictures[1])

@@ -9,11 +9,10 @@ only the curves, bars and image are redrawn. ``plot_*`` draws one once.
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .live import LiveFigure
+from .live import Bars, LiveFigure
 
 SCALE_COLORS = {"group": "tab:blue", "none": "tab:orange", "batch": "tab:green"}
 SCALE_LABELS = {"group": "/ group std (GRPO)", "none": "no std (Dr. GRPO)",
@@ -100,34 +99,23 @@ def _bar_frame(ax, labels) -> None:
 
 class GroupedBarCollection:
     """The bars of ``_grouped_bars`` (one per response and mode, each mode scaled to a
-    largest |value| of 1) as ONE ``PolyCollection`` whose heights ``set_values`` changes:
-    a live figure then redraws one artist instead of G x modes ``Rectangle`` patches
-    (each patch costs ~0.2 ms per render, mostly in computing its transform)."""
+    largest |value| of 1) as one ``rlviz.plots.live.Bars`` collection whose heights
+    ``set_values`` changes: a live figure redraws one artist instead of G x modes
+    ``Rectangle`` patches."""
 
     def __init__(self, ax, labels, modes):
         self.modes = list(modes)
         width, offsets = _bar_offsets(len(self.modes))
-        left = np.arange(len(labels))[None, :] + offsets[:, None] - width / 2  # (M, G)
-        self.left = left.ravel()  # (M * G,) left edges, mode by mode
-        self.right = self.left + width  # (M * G,)
+        centres = np.arange(len(labels))[None, :] + offsets[:, None]  # (M, G)
         colors = [MODE_COLORS.get(mode) for mode in self.modes for _ in labels]
-        self.collection = PolyCollection(self._rectangles(np.zeros(len(self.left))),
-                                         facecolors=colors, edgecolors="none")
-        ax.add_collection(self.collection)
-        ax.autoscale_view(scaley=False)  # the x-limits ``ax.bar`` would give
+        self.bars = Bars(ax, centres.ravel(), width, colors)  # mode by mode
+        self.collection = self.bars.artist
         _bar_frame(ax, labels)
-
-    def _rectangles(self, heights: np.ndarray) -> np.ndarray:
-        """(M * G,) heights -> (M * G, 4, 2) corners of the bars, from y = 0."""
-        zeros = np.zeros_like(heights)
-        xs = np.stack([self.left, self.left, self.right, self.right], axis=1)  # (M * G, 4)
-        ys = np.stack([zeros, heights, heights, zeros], axis=1)  # (M * G, 4)
-        return np.stack([xs, ys], axis=2)
 
     def set_values(self, values_by_mode: dict) -> None:
         """New heights: mode -> G values, each mode scaled so its largest |value| is 1."""
-        heights = np.concatenate([_scaled(values_by_mode[mode]) for mode in self.modes])
-        self.collection.set_verts(self._rectangles(heights))
+        self.bars.set_heights(np.concatenate([_scaled(values_by_mode[mode])
+                                              for mode in self.modes]))
 
 
 def _scaled(values):

@@ -52,12 +52,13 @@ import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axis import Axis, XAxis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
-__all__ = ["AXIS_PIXELS_KEPT", "BACKGROUNDS_KEPT", "PNG_COMPRESS_LEVEL", "LiveFigure", "nice_limits",
-           "png_from_canvas"]
+__all__ = ["AXIS_PIXELS_KEPT", "BACKGROUNDS_KEPT", "PNG_COMPRESS_LEVEL", "Bars", "LiveFigure",
+           "nice_limits", "png_from_canvas"]
 
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: faster than the default 6; files ~20% larger
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -117,6 +118,36 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     """length, type, data, CRC-32 of type + data (the PNG chunk layout)."""
     return (struct.pack(">I", len(data)) + kind + data
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+class Bars:
+    """Vertical bars that look like ``ax.bar``'s, as ONE ``PolyCollection``: a blitted
+    render draws one artist instead of one ``Rectangle`` per bar (each costs ~0.2 ms a
+    render, mostly in computing its transform). ``x``: (n,) bar centres; ``bottom``: where
+    the bars start (on a log axis, a positive value at or below the axis' lower limit).
+    ``set_heights`` moves them; list ``bars.artist`` in ``moving``."""
+
+    def __init__(self, ax, x, width: float, colors, bottom: float = 0.0):
+        self.left = np.asarray(x, dtype=float) - width / 2  # (n,)
+        self.right = self.left + width  # (n,)
+        self.bottom = float(bottom)
+        self.artist = PolyCollection(self._rectangles(np.full(len(self.left), self.bottom)),
+                                     facecolors=colors, edgecolors="none")
+        ax.add_collection(self.artist)
+        ax.autoscale_view(scaley=False)  # the x-limits ``ax.bar`` would give
+
+    def _rectangles(self, tops: np.ndarray) -> np.ndarray:
+        """(n,) tops -> (n, 4, 2) corners of the bars, from ``bottom`` up (or down) to top."""
+        bottoms = np.full_like(tops, self.bottom)
+        xs = np.stack([self.left, self.left, self.right, self.right], axis=1)  # (n, 4)
+        ys = np.stack([bottoms, tops, tops, bottoms], axis=1)  # (n, 4)
+        return np.stack([xs, ys], axis=2)
+
+    def set_heights(self, tops, colors=None) -> None:
+        """New tops (n,), and optionally new colours (n,)."""
+        self.artist.set_verts(self._rectangles(np.asarray(tops, dtype=float)))
+        if colors is not None:
+            self.artist.set_facecolor(colors)
 
 
 class LiveFigure:
