@@ -151,6 +151,23 @@ def test_a_followed_moving_axis_is_drawn_once_per_set_of_limits():
     assert drawn_by_render == 2, "(0.1, 0.6) and (0.15, 0.55) snap to the same limits"
 
 
+def test_followed_y_axes_of_side_by_side_axes_keep_their_own_pixels():
+    """Two axes side by side, each with a followed moving y-axis: the right one's kept
+    pixels stop at the left axes, so restoring them never brings back old labels of the
+    left axis."""
+    fig = LiveFigure(figsize=(5, 2.5), dpi=60)
+    left, right = fig.figure.subplots(1, 2)
+    lines = [ax.plot([0, 1], [0, 1], color="tab:blue")[0] for ax in (left, right)]
+    fig.moving = [*lines, left.yaxis, right.yaxis]
+    fig.enable_blit()
+    for left_top, right_top in [(1, 1), (30, 1), (1, 1), (30, 700), (1, 700), (30, 1)]:
+        lines[0].set_ydata([0, left_top])
+        lines[1].set_ydata([0, right_top])
+        fig.follow(left, "y", 0, left_top)
+        fig.follow(right, "y", 0, right_top)
+        assert_same_picture(pixels(fig.render_png()), full_redraw(fig.figure))
+
+
 # ------------------------------------------------------------ limits in round steps
 
 def is_multiple(value: float, step: float) -> bool:

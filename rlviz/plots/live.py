@@ -294,21 +294,32 @@ class LiveFigure:
         canvas.restore_region(axis_pixels[key])
 
     def _axis_strip(self, axis: Axis) -> Bbox:
-        """The rectangle from the axes' edge (a few pixels inside, for the tick marks) to
-        the figure's edge on the side of the axis' tick labels, widened at both ends so
-        that the end labels and the offset text fit. Nothing else that moves may draw
-        in it (true of the panels' figures: their neighbours' moving artists stay
-        inside their own axes)."""
+        """The rectangle from the axes' edge (a few pixels inside, for the tick marks) out
+        to the figure's edge or the next axes, on the side of the axis' tick labels,
+        widened at both ends so that the end labels and the offset text fit. It is drawn
+        before the other moving artists, which may overlap it; the strips of two followed
+        axes must not overlap (stopping at the next axes sees to that)."""
         box, figure_box = axis.axes.bbox, self.figure.bbox
+        others = [ax.bbox for ax in self.figure.axes if ax is not axis.axes]
         tick = axis.majorTicks[0]  # the ticks as drawn (get_major_ticks would re-locate)
         pad = 6 * tick.label1.get_fontsize() * self.figure.dpi / 72  # points -> pixels
         inside = 8.0  # pixels into the axes: the tick marks pointing in
         if isinstance(axis, XAxis):
             x0, x1 = box.x0 - pad, box.x1 + pad
-            y0, y1 = ((figure_box.y0, box.y0 + inside) if tick.label1.get_visible()
-                      else (box.y1 - inside, figure_box.y1))
+            beside = [b for b in others if b.x0 < box.x1 and b.x1 > box.x0]
+            if tick.label1.get_visible():  # below
+                y0 = max([figure_box.y0] + [b.y1 for b in beside if b.y1 <= box.y0])
+                y1 = box.y0 + inside
+            else:  # above
+                y0 = box.y1 - inside
+                y1 = min([figure_box.y1] + [b.y0 for b in beside if b.y0 >= box.y1])
         else:
             y0, y1 = box.y0 - pad, box.y1 + pad
-            x0, x1 = ((figure_box.x0, box.x0 + inside) if tick.label1.get_visible()
-                      else (box.x1 - inside, figure_box.x1))
+            beside = [b for b in others if b.y0 < box.y1 and b.y1 > box.y0]
+            if tick.label1.get_visible():  # left
+                x0 = max([figure_box.x0] + [b.x1 for b in beside if b.x1 <= box.x0])
+                x1 = box.x0 + inside
+            else:  # right
+                x0 = box.x1 - inside
+                x1 = min([figure_box.x1] + [b.x0 for b in beside if b.x0 >= box.x1])
         return Bbox.intersection(Bbox([[x0, y0], [x1, y1]]), figure_box)

@@ -121,10 +121,13 @@ class EpochCurvesFigure(LiveFigure):
             axis.set_major_locator(MaxNLocator(5))  # the ticks ``follow`` snaps to
         self.first_text = ax.text(0.98, 0.95, "", transform=ax.transAxes, ha="right",
                                   va="top", fontsize=8)
-        # what ``update`` changes: the curves; the y-limits follow the data in round steps
-        # (``follow``), so the axes, titles and legend stay static, and so does the text
-        # (its string changes only with the first epoch's printed loss: set_static_text)
-        self.moving = [self.loss_line, self.policy_line, self.kl_line, self.grad_line]
+        # what ``update`` changes: the curves, and the y-axes, whose limits follow the data
+        # in round steps (``follow``: their drawn ticks are kept per set of limits, so a
+        # move that changes them needs no new background), with the zero line on the loss
+        # axis; the titles and legend stay static, and so does the text (its string
+        # changes only with the first epoch's printed loss: set_static_text)
+        self.moving = [self.loss_line, self.policy_line, self.kl_line, self.grad_line,
+                       self.ax_loss.yaxis, self.ax_grad.yaxis, self.zero_line]
         self.on_top = [self.legend]  # static, but drawn over the curves
 
     def update(self, result: dict, epochs: int | None = None) -> "EpochCurvesFigure":
