@@ -299,27 +299,28 @@ class LiveFigure:
         widened at both ends so that the end labels and the offset text fit. It is drawn
         before the other moving artists, which may overlap it; the strips of two followed
         axes must not overlap (stopping at the next axes sees to that)."""
-        box, figure_box = axis.axes.bbox, self.figure.bbox
-        others = [ax.bbox for ax in self.figure.axes if ax is not axis.axes]
+        horizontal = isinstance(axis, XAxis)
+
+        def along(box):  # (low, high) of a box along the axis
+            return (box.x0, box.x1) if horizontal else (box.y0, box.y1)
+
+        def across(box):  # (low, high) of a box across the axis
+            return (box.y0, box.y1) if horizontal else (box.x0, box.x1)
+
+        low, high = along(axis.axes.bbox)
+        edge_low, edge_high = across(axis.axes.bbox)
+        beside = [across(ax.bbox) for ax in self.figure.axes if ax is not axis.axes
+                  and along(ax.bbox)[0] < high and along(ax.bbox)[1] > low]
+        figure_low, figure_high = across(self.figure.bbox)
         tick = axis.majorTicks[0]  # the ticks as drawn (get_major_ticks would re-locate)
         pad = 6 * tick.label1.get_fontsize() * self.figure.dpi / 72  # points -> pixels
         inside = 8.0  # pixels into the axes: the tick marks pointing in
-        if isinstance(axis, XAxis):
-            x0, x1 = box.x0 - pad, box.x1 + pad
-            beside = [b for b in others if b.x0 < box.x1 and b.x1 > box.x0]
-            if tick.label1.get_visible():  # below
-                y0 = max([figure_box.y0] + [b.y1 for b in beside if b.y1 <= box.y0])
-                y1 = box.y0 + inside
-            else:  # above
-                y0 = box.y1 - inside
-                y1 = min([figure_box.y1] + [b.y0 for b in beside if b.y0 >= box.y1])
-        else:
-            y0, y1 = box.y0 - pad, box.y1 + pad
-            beside = [b for b in others if b.y0 < box.y1 and b.y1 > box.y0]
-            if tick.label1.get_visible():  # left
-                x0 = max([figure_box.x0] + [b.x1 for b in beside if b.x1 <= box.x0])
-                x1 = box.x0 + inside
-            else:  # right
-                x0 = box.x1 - inside
-                x1 = min([figure_box.x1] + [b.x0 for b in beside if b.x0 >= box.x1])
-        return Bbox.intersection(Bbox([[x0, y0], [x1, y1]]), figure_box)
+        if tick.label1.get_visible():  # labels below (x) or left (y) of the axes
+            out = (max([figure_low] + [b_high for _, b_high in beside if b_high <= edge_low]),
+                   edge_low + inside)
+        else:  # above or right
+            out = (edge_high - inside,
+                   min([figure_high] + [b_low for b_low, _ in beside if b_low >= edge_high]))
+        (x0, x1), (y0, y1) = ((low - pad, high + pad), out) if horizontal else \
+            (out, (low - pad, high + pad))
+        return Bbox.intersection(Bbox([[x0, y0], [x1, y1]]), self.figure.bbox)
