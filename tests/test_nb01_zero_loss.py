@@ -14,6 +14,7 @@ from rlviz.experiments import zero_loss as zl
 from rlviz.plots.zero_loss import EpochCurvesFigure, plot_demo_run, plot_off_zero_cases
 from rlviz.threads import one_torch_thread
 from rlviz.widgets import PANEL_REGISTRY, zero_loss_panel
+from rlviz.widgets import zero_loss as zero_loss_widgets
 
 MODES = ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 
@@ -289,6 +290,23 @@ def test_zero_loss_panel_numbers(lab):
     assert panel.values["sum of advantages"] == pytest.approx(float(lab.rewards.sum()), abs=1e-5)
     assert panel.errors == []
     assert all(math.isfinite(v) for v in panel.values.values())
+
+
+def test_zero_loss_panel_keeps_a_bounded_number_of_runs(lab, monkeypatch):
+    monkeypatch.setattr(zero_loss_widgets, "RUNS_KEPT", 3)
+    panel = zero_loss_panel(lab)
+    for beta in (0.1, 0.2, 0.3, 0.4):
+        panel.controls["beta"].value = beta
+    assert panel.runs.cache_info().currsize == 3
+    kept = dict(panel.values)
+    panel.controls["beta"].value = 0.0  # dropped: trained again from the start
+    panel.controls["beta"].value = 0.4  # kept: nothing trained
+    assert panel.values == kept
+    assert panel.runs.cache_info().hits >= 1
+    fresh = zero_loss_panel(lab)
+    fresh.controls["beta"].value = 0.4
+    assert fresh.values == kept
+    assert fresh.image.value == panel.image.value
 
 
 # ---------------------------------------------------------------- exercises

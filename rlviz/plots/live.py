@@ -298,7 +298,9 @@ class LiveFigure:
         to the figure's edge or the next axes, on the side of the axis' tick labels,
         widened at both ends so that the end labels and the offset text fit. It is drawn
         before the other moving artists, which may overlap it; the strips of two followed
-        axes must not overlap (stopping at the next axes sees to that)."""
+        axes must not overlap: stopping at the next axes keeps them apart, except for
+        the widening at the ends (two followed x-axes side by side need a gap wider than
+        it)."""
         horizontal = isinstance(axis, XAxis)
 
         def along(box):  # (low, high) of a box along the axis

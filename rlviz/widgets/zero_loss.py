@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import ipywidgets as widgets
 
 from ..experiments.zero_loss import ZeroLossLab
@@ -12,6 +14,7 @@ from .common import Panel, register_panel, slider
 __all__ = ["zero_loss_panel"]
 
 MAX_EPOCHS = 8
+RUNS_KEPT = 64  # settings whose trained runs the panel keeps (each ~0.3 MB: weights + Adam)
 
 
 @register_panel("zero_loss", notebook="01")
@@ -20,13 +23,18 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
     advantages -> loss value (with its policy and KL parts) and gradient norm per epoch.
 
     The model is small (vocabulary 256, hidden 32, Adam lr 1e-3) so a run takes a few ms.
-    One run is cached per (beta, spread, mode, centred) and trained only as far as the
-    epochs slider asks (``ZeroLossRun.extend``): the first K epochs of a run are exactly a
-    K-epoch run, so moving the epochs slider trains at most the missing epochs.
+    One run is kept per (beta, spread, mode, centred), for the last ``RUNS_KEPT`` settings,
+    and trained only as far as the epochs slider asks (``ZeroLossRun.extend``): the first K
+    epochs of a run are exactly a K-epoch run, so moving the epochs slider trains at most
+    the missing epochs, and going back to a setting trains nothing.
     """
     lab = ZeroLossLab() if lab is None else lab
     drawing = EpochCurvesFigure(max_epochs=MAX_EPOCHS)
-    cache: dict = {}
+
+    @lru_cache(maxsize=RUNS_KEPT)  # the least recently used setting's run goes first
+    def run_for(beta: float, spread: float, mode: str, centred: bool):
+        return lab.start(beta=beta, spread=spread, mode=mode, centred=centred)
+
     controls = {
         "epochs": slider("inner epochs", 4, 1, MAX_EPOCHS, 1),
         "beta": slider("beta (k3 KL weight)", 0.0, 0.0, 0.5, 0.05, readout_format=".2f"),
@@ -39,9 +47,7 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
 
     def update(epochs, beta, spread, mode, centred):
         key = (round(float(beta), 6), round(float(spread), 6), mode, bool(centred))
-        if key not in cache:
-            cache[key] = lab.start(beta=key[0], spread=key[1], mode=mode, centred=key[3])
-        result = cache[key].extend(epochs).record  # per-epoch lists, at least `epochs` long
+        result = run_for(*key).extend(epochs).record  # per-epoch lists, >= `epochs` long
         drawing.update(result, epochs)
         lengths = lab.lengths(key[1])
         return {
@@ -56,7 +62,7 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
             "longest response": int(lengths.max()),
         }
 
-    return Panel(
+    panel = Panel(
         "Why the loss sits at 0, and what moves it",
         controls,
         drawing,
@@ -64,3 +70,5 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
         description="Loss = aggregate(clipped surrogate) + beta * aggregate(k3 KL), pi_old "
                     "frozen at epoch 1, on one batch of 8 responses (vocabulary 256).",
     )
+    panel.runs = run_for  # runs.cache_info(): how many settings are kept
+    return panel
