@@ -246,11 +246,12 @@ class GaeFigure(LiveFigure):
                       fontsize=10)
         if legend:
             ax2.legend(fontsize=7.5, loc="upper center")
-        # what an update changes: the curves, and the episode's y-axis if its limits
-        # follow the data; the trade-off's y-limits move in round steps (``follow``)
+        # what an update changes: the curves, the episode's y-axis if its limits follow
+        # the data, and the trade-off's y-axis, whose limits move in round steps
+        # (``follow``: its drawn ticks and label are kept per set of limits)
         self.moving = [self.reward_bars, self.values, self.mc, self.td, self.gae, self.bias2,
                        self.variance, self.mse, self.bias2_sampled, self.variance_sampled,
-                       self.lam_line, self.best]
+                       self.lam_line, self.best, ax2.yaxis]
         if episode_ylim is None:
             self.moving += [ax1.yaxis, zero_line]  # the zero line sits on that y-axis
         if numbers_in_title:
