@@ -124,15 +124,17 @@ class Bars:
     """Vertical bars that look like ``ax.bar``'s, as ONE ``PolyCollection``: a blitted
     render draws one artist instead of one ``Rectangle`` per bar (each costs ~0.2 ms a
     render, mostly in computing its transform). ``x``: (n,) bar centres; ``bottom``: where
-    the bars start (on a log axis, a positive value at or below the axis' lower limit).
-    ``set_heights`` moves them; list ``bars.artist`` in ``moving``."""
+    the bars start (on a log axis, a positive value at or below the axis' lower limit);
+    ``edgecolor`` and ``label`` as for ``ax.bar``. ``set_heights`` moves them; list
+    ``bars.artist`` in ``moving``."""
 
-    def __init__(self, ax, x, width: float, colors, bottom: float = 0.0):
+    def __init__(self, ax, x, width: float, colors, bottom: float = 0.0,
+                 edgecolor="none", label: str | None = None):
         self.left = np.asarray(x, dtype=float) - width / 2  # (n,)
         self.right = self.left + width  # (n,)
         self.bottom = float(bottom)
         self.artist = PolyCollection(self._rectangles(np.full(len(self.left), self.bottom)),
-                                     facecolors=colors, edgecolors="none")
+                                     facecolors=colors, edgecolors=edgecolor, label=label)
         ax.add_collection(self.artist)
         ax.autoscale_view(scaley=False)  # the x-limits ``ax.bar`` would give
 

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from .live import LiveFigure
+from .live import Bars, LiveFigure
 
 COLORS = {
     "none": "tab:red",
@@ -206,8 +206,6 @@ class GaeFigure(LiveFigure):
         self.tick_labels = None
         t = np.arange(num_tokens)
         zeros = np.zeros(num_tokens)
-        self.reward_bars = ax1.bar(t, zeros, width=0.6, color="lightgrey", edgecolor="grey",
-                                   label="token reward r_t")
         (self.values,) = ax1.plot(t, zeros, "s", color="k", ms=5, mfc="white",
                                   label="critic V(s_t)")
         (self.mc,) = ax1.plot(t, zeros, "--", color=COLORS["mc"], lw=1.5,
@@ -216,6 +214,10 @@ class GaeFigure(LiveFigure):
                               label="lambda = 0: TD error")
         (self.gae,) = ax1.plot(t, zeros, "o-", color=COLORS["gae"], lw=2.2,
                                label="GAE advantage")
+        # one collection (``Bars``): cheaper to redraw than a Rectangle per token; made
+        # after the lines, so that the legend lists it last
+        self.reward_bars = Bars(ax1, t, 0.6, "lightgrey", edgecolor="grey",
+                                label="token reward r_t")
         zero_line = ax1.axhline(0, color="grey", lw=0.6)
         ax1.set_xticks(t)
         ax1.set_xlabel("token t (label: the sampled token)")
@@ -249,7 +251,7 @@ class GaeFigure(LiveFigure):
         # what an update changes: the curves, the episode's y-axis if its limits follow
         # the data, and the trade-off's y-axis, whose limits move in round steps
         # (``follow``: its drawn ticks and label are kept per set of limits)
-        self.moving = [self.reward_bars, self.values, self.mc, self.td, self.gae, self.bias2,
+        self.moving = [self.reward_bars.artist, self.values, self.mc, self.td, self.gae, self.bias2,
                        self.variance, self.mse, self.bias2_sampled, self.variance_sampled,
                        self.lam_line, self.best, ax2.yaxis]
         if episode_ylim is None:
@@ -260,8 +262,7 @@ class GaeFigure(LiveFigure):
     def update(self, episode: dict, stats: dict, lam: float, gamma: float,
                critic_error: float) -> "GaeFigure":
         ax1, ax2 = self.ax_episode, self.ax_tradeoff
-        for bar, r in zip(self.reward_bars, _np(episode["rewards"])):
-            bar.set_height(r)
+        self.reward_bars.set_heights(_np(episode["rewards"]))
         self.values.set_ydata(_np(episode["values"]))
         self.mc.set_ydata(_np(episode["mc"]))
         self.td.set_ydata(_np(episode["td"]))
