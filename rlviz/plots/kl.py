@@ -180,8 +180,7 @@ class TokenEstimatorsFigure(LiveFigure):
         right.tick_params(labelsize=8)
         self.suptitle = self.figure.suptitle("", fontsize=10)
         # what an update changes: the curves, the lines, and the right axes, whose limits
-        # follow the histograms (the x-axis with the lines placed on it, in round steps
-        # (``follow``): its drawn ticks are kept per set of limits; the y-axis has no
+        # follow the histograms (the x-axis with the lines placed on it; the y-axis has no
         # ticks); the left y-limits follow the data in round steps (``follow``: a static
         # axis, a new background only when they change); the legends stay
         self.moving = [self.ref, self.policy, list(self.series.values()), self.exact_v,
@@ -201,7 +200,7 @@ class TokenEstimatorsFigure(LiveFigure):
             peak = max(peak, float(np.max(data["hists"][name])))
         self.exact_v.set_xdata([data["exact_kl"]] * 2)
         self.uniform_v.set_xdata([data["uniform_k1"]] * 2)
-        self.follow(self.right, "x", data["edges"][0], data["edges"][-1])
+        self.right.set_xlim(data["edges"][0], data["edges"][-1])
         self.right.set_ylim(0, 1.25 * peak)
         if self.title:
             self.set_static_text(
