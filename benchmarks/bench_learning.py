@@ -22,12 +22,14 @@ steps (seeds 0, 1), 25 CPU s median. One epoch (lr 2e-3: 50, 65, 67, > 150 steps
 responses a step (2 minibatches, lr 2e-3: 70-146, one > 150) and width 32 (lr 2e-3: 72-79,
 one > 150) each need 19-20 CPU s median: less work a step, more steps. Two torch threads
 made a step 5x slower. ``--positions column`` alone cuts the steps to 36-44, and lets one
-layer learn reverse: ``-- --positions column --n-layers 1 --epochs 1 --lr 0.003`` reaches
-0.9 in 29-37 steps (``ppo_gae``: 32-43), 4.7 and 5.7 s for seeds 0 and 1 (``ppo_gae``: 7.3
-and 8.1 s) on a machine with a second busy process; with real-token positions that model
-needs 95 and 145 steps or more than 150. It is not the default: it does not learn
-``copy`` (0 of 4 seeds within 150 steps; 1 of 4 with real-token positions), ``ppo_gae``
-stays above 5 s, and every cached experiment would change.
+layer learn reverse: ``-- --positions column --n-layers 1 --epochs 1 --lr 0.003``. This
+script with those flags, 5 seeds, in one sitting on a quiet machine in a slow phase:
+``grpo_paper`` 5.7 s median (34 steps, 0.16 s a step), ``ppo_gae`` 6.5 s (33 steps); the
+defaults in the same sitting 28.3 s (67 steps, 0.36 s a step) and 21.8 s (47 steps).
+With real-token positions the one-layer model needs 95 and 145 steps or more than 150
+(seeds 0-3). It is not the default: it does not learn ``copy`` (0 of 4 seeds within 150
+steps; 1 of 4 with real-token positions), and every cached experiment and the notebooks
+built on them would change.
 """
 
 from __future__ import annotations
