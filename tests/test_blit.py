@@ -132,6 +132,24 @@ def test_a_moving_axis_follows_its_limits_without_a_background_redraw():
     assert_same_picture(blitted, full_redraw(fig.figure))
 
 
+def test_the_label_of_a_moving_x_axis_moves_to_the_background_unchanged():
+    """After the first render the label of a moving x-axis is drawn with the static
+    artists (a copy) and the axis keeps an empty label: the picture does not change."""
+    fig = LiveFigure(figsize=(4, 2.5), dpi=60)
+    ax = fig.figure.subplots()
+    (line,) = ax.plot([0.2, 0.5, 0.8], [0.3, 0.6, 0.4], color="tab:red")
+    ax.set_xlabel("per-step estimate")
+    fig.moving = [line, ax.xaxis]
+    fig.enable_blit()
+    first = pixels(fig.render_png())  # the axis draws its label
+    second = pixels(fig.render_png())  # the background draws the copy
+    assert ax.xaxis.label.get_text() == ""
+    assert [t.get_text() for t in fig.figure.texts] == ["per-step estimate"]
+    assert np.array_equal(first, second)
+    ax.set_xlim(0, 2)  # the moving axis redraws its ticks; the label stays
+    assert_same_picture(pixels(fig.render_png()), full_redraw(fig.figure))
+
+
 def test_a_followed_moving_axis_is_drawn_once_per_set_of_limits():
     """A moving axis whose limits ``follow`` snaps: its pixels are kept per limits, so
     going back to limits seen before restores them instead of drawing the axis, and the
