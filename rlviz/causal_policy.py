@@ -148,6 +148,12 @@ class CausalPolicy(nn.Module):
         allowed = (causal & keep[:, None, :]) | eye  # (B, S, S)
         return self._trunk(input_ids, positions, allowed.unsqueeze(1))
 
+    @property
+    def padding_counts(self) -> bool:
+        """Whether padding columns count as positions (``positions="column"``): then a
+        prompt block must keep its width (``Rollout.trimmed(keep_prompt=...)``)."""
+        return self.positions == "column"
+
     def first_response_position(self, prompt_mask: torch.Tensor) -> torch.Tensor:
         """(B, P) prompt mask -> (B,) the position of the first response token: the count
         of real prompt tokens (``positions="real"``) or the block's width P ("column")."""
@@ -211,7 +217,7 @@ class CausalPolicy(nn.Module):
             sequences[:, :prompt_width], attention_mask[:, :prompt_width], group_size)
         r = s - prompt_width
         keep = attention_mask[:, :prompt_width].bool()  # (B, P)
-        start = self.first_response_position(attention_mask[:, :prompt_width])  # (B,)
+        start = self.first_response_position(keep)  # (B,)
         positions = start[:, None] + torch.arange(r, device=sequences.device)  # (B, R)
         causal = torch.ones(r, r, dtype=torch.bool, device=sequences.device).tril()  # (R, R)
         allowed = torch.cat([keep[:, None, :].expand(b, r, prompt_width),

@@ -446,7 +446,7 @@ def rollout_and_update(cfg: TrainConfig, policy, reference, optimizer, task: Tas
     updates = []
     for _ in range(cfg.epochs):
         for rows in minibatch_rows(len(batch), group, cfg.minibatches, generator):
-            minibatch = batch.select(rows).trimmed(keep_prompt=policy.positions == "column")
+            minibatch = batch.select(rows).trimmed(keep_prompt=policy.padding_counts)
             width = minibatch.responses.shape[1]  # per-token tensors lose the padded tail
             adv = advantages[rows] if advantages.dim() == 1 else advantages[rows, :width]
             ret = None if returns is None else returns[rows, :width]

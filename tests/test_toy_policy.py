@@ -221,7 +221,7 @@ def test_trimming_padding_columns_changes_no_score(rollout_at_temperature):
     policy, task, batch = rollout_at_temperature
     rows = torch.arange(0, 64, 7)
     full = batch.select(rows)
-    trimmed = full.trimmed(keep_prompt=policy.positions == "column")
+    trimmed = full.trimmed(keep_prompt=policy.padding_counts)
     width = trimmed.responses.shape[1]
     assert width == int(full.lengths.max()) and trimmed.sequences.shape[1] <= full.sequences.shape[1]
     with torch.no_grad():
@@ -246,7 +246,7 @@ def test_one_prompt_pass_per_group_gives_the_scores_and_gradients_of_g_copies(po
                           positions=positions)
     generator = torch.Generator().manual_seed(3)
     batch = collect_rollout(policy, policy, task, 4, 4, 1.0, generator).trimmed(
-        keep_prompt=positions == "column")  # (16, S)
+        keep_prompt=policy.padding_counts)  # (16, S)
     results = []
     for group_size in (1, 4):
         policy.zero_grad()

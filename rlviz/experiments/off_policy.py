@@ -134,8 +134,8 @@ def _log_rho(policy, batch) -> torch.Tensor:
 
 def _update(cfg, policy, optimizer, batch, advantages):
     policy.train()
-    keep_prompt = policy.positions == "column"  # column positions need the whole prompt block
-    update_on_minibatch(cfg, policy, optimizer, batch.trimmed(keep_prompt), advantages, None)
+    update_on_minibatch(cfg, policy, optimizer, batch.trimmed(keep_prompt=policy.padding_counts),
+                        advantages, None)
 
 
 class _Tally:
