@@ -78,6 +78,18 @@ def test_empty_masks_in_every_block():
     metrics = rlviz.surrogate_metrics(logp.detach(), logp.detach(), adv, mask=empty)
     assert metrics == {"clipfrac": 0.0, "clipfrac_dual": 0.0, "approx_kl": 0.0,
                        "ratio_mean": 0.0, "ratio_max": 0.0}
+    assert rlviz.losses.clip_fraction(logp.detach() + 5.0, logp.detach(), adv,
+                                      mask=empty) == 0.0
+
+
+def test_clip_fraction_rejects_bad_input_like_the_surrogate():
+    logp = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="advantages"):
+        rlviz.losses.clip_fraction(logp, logp, torch.zeros(3))
+    with pytest.raises(ValueError, match="mask"):
+        rlviz.losses.clip_fraction(logp, logp, torch.zeros(2), mask=torch.ones(2, 4))
+    with pytest.raises(ValueError, match="eps_low"):
+        rlviz.losses.clip_fraction(logp, logp, torch.zeros(2), eps_low=-0.1)
 
 
 def test_empty_response_in_a_batch_gets_no_sequence_ratio_gradient():

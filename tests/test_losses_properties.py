@@ -70,6 +70,8 @@ def test_clipfrac_is_the_share_of_zero_gradient_tokens(seed, batch, seq_len, eps
     share = no_grad.sum().item() / max(mask.sum().item(), 1)
     metrics = rlviz.surrogate_metrics(logp.detach(), old, adv, eps_low, mask=mask)
     assert math.isclose(metrics["clipfrac"], share, abs_tol=1e-12)
+    alone = rlviz.losses.clip_fraction(logp.detach(), old, adv, eps_low, mask=mask)
+    assert math.isclose(alone, share, abs_tol=1e-12)
 
 
 @FAST

@@ -233,6 +233,50 @@ def test_lab_kl_appears_after_the_first_epoch_and_prefixes_match(lab):
     assert lab.run(3, beta=0.2) == three  # deterministic
 
 
+def _trained_weights(run):
+    return [p.detach().clone() for p in run.policy.parameters()]
+
+
+@pytest.mark.parametrize("first_beta, second_beta", [(0.0, 0.3), (0.3, 0.0), (0.1, 0.45)])
+def test_runs_at_other_betas_share_epoch_one_and_match_a_run_from_scratch(first_beta,
+                                                                           second_beta,
+                                                                           monkeypatch):
+    setting = dict(spread=0.6, mode="seq-mean-token-sum-norm", centred=True)
+    alone = zl.ZeroLossLab(vocab_size=64, hidden_size=16).start(second_beta, **setting)
+    alone.extend(5)  # nothing to share: trains its own epoch 1
+    lab = zl.ZeroLossLab(vocab_size=64, hidden_size=16)
+    lab.start(first_beta, **setting).extend(2)
+    assert list(lab.first_epochs) == [(0.6, "seq-mean-token-sum-norm", True)]
+    epochs = []
+    original = zl.ZeroLossRun._epoch
+    monkeypatch.setattr(zl.ZeroLossRun, "_epoch",
+                        lambda run: (epochs.append(1), original(run))[1])
+    shared = lab.start(second_beta, **setting).extend(5)
+    assert len(epochs) == 4  # epoch 1 came from the first run
+    assert shared.record == alone.record  # every number, bit for bit
+    for a, b in zip(_trained_weights(shared), _trained_weights(alone), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_epoch_one_is_not_shared_when_the_reference_differs_from_the_policy():
+    lab = zl.ZeroLossLab(vocab_size=64, hidden_size=16)
+    lab.ref_logp = lab.ref_logp - 0.1  # the reference no longer equals the initial policy
+    record = lab.run(2, beta=0.2)
+    assert lab.first_epochs == {}
+    k3 = math.exp(-0.1) + 0.1 - 1  # d = ref - logp = -0.1 on every token
+    assert record["kl_term"][0] == pytest.approx(0.2 * k3, rel=1e-4)
+
+
+def test_grad_norm_against_a_float64_loop():
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(shape)) for shape in ((3, 4), (5,), (2, 2, 2))]
+    for p in params[:2]:
+        p.grad = torch.randn_like(p) * 10
+    expected = math.sqrt(sum(float(x) ** 2 for p in params[:2] for x in p.grad.flatten()))
+    assert zl._grad_norm(params) == pytest.approx(expected, rel=1e-6)
+    assert zl._grad_norm(params[2:]) == 0.0  # no gradient at all
+
+
 def test_lab_bad_input(lab):
     with pytest.raises(ValueError, match="epochs"):
         lab.run(0)

@@ -19,10 +19,10 @@ from ..config import Config
 from ..demo_training import compute_advantage_from_reward, demo_models, make_fake_batch
 from ..losses import (
     aggregate,
+    clip_fraction,
     clipped_surrogate,
     grpo_loss,
     kl_estimate,
-    surrogate_metrics,
 )
 from ..losses.checks import check_number, check_one_of, check_positive_int
 from ..masks import compute_mask, mask_from_lengths
@@ -85,9 +85,13 @@ class DemoStepRecord:
 
 
 def _grad_norm(params) -> float:
-    """L2 norm of all parameters' gradients together."""
-    squares = [torch.linalg.vector_norm(p.grad).double() ** 2 for p in params if p.grad is not None]
-    return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+    """L2 norm of all parameters' gradients together: sqrt(sum_p ||g_p||^2), each ||g_p||
+    in the gradients' dtype, the sum in float64."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    norms = torch.stack(torch._foreach_norm(grads)).double()  # (P,) one norm per tensor
+    return float(norms.square().sum().sqrt())
 
 
 def _update_stats(before, params, lr: float) -> tuple[float, float, float]:
@@ -377,6 +381,9 @@ class ZeroLossLab:
         self.length_draws = torch.rand(bs, generator=generator)  # (B,) u_i in [0, 1)
         with torch.no_grad(), one_torch_thread():
             self.ref_logp = self.policy.log_prob(self.input_ids, self.actions)  # (B, T)
+        # (spread, mode, centred) -> FirstEpoch: the state after epoch 1, which beta does
+        # not change (ZeroLossRun.extend); the oldest goes first beyond FIRST_EPOCHS_KEPT
+        self.first_epochs: dict[tuple, FirstEpoch] = {}
 
     def lengths(self, spread: float) -> torch.Tensor:
         """Response lengths (B,) for a spread in [0, 1]: all 24 at 0, 4..24 at 1."""
@@ -409,15 +416,37 @@ class ZeroLossLab:
         return ZeroLossRun(self, beta, spread, mode, centred)
 
 
+FIRST_EPOCHS_KEPT = 64  # settings whose first epoch a ZeroLossLab keeps (~0.2 MB each)
+
+
+@dataclass
+class FirstEpoch:
+    """What epoch 1 of a ``ZeroLossRun`` left: weights, Adam state, pi_old and the records
+    (except ``kl_term``, which is beta * 0 at epoch 1)."""
+
+    policy_state: dict
+    optimizer_state: dict
+    old: torch.Tensor  # (B, T)
+    record: dict
+
+
 class ZeroLossRun:
     """One setting of ``ZeroLossLab``, trained epoch by epoch on its own copy of the
     initial policy: ``extend(k)`` trains until ``k`` epochs are recorded. The first K
     epochs of a longer run are exactly a K-epoch run, so the panel's epochs slider only
-    extends a run (or redraws), it never starts one over."""
+    extends a run (or redraws), it never starts one over.
+
+    Epoch 1 does not depend on beta: the policy still equals the reference, so
+    d = ref - logp = 0 on every token, k3 = e^0 - 0 - 1 = 0 and its gradient
+    1 - e^0 = 0, exactly. Runs that differ only in beta therefore share it: the first
+    run to train epoch 1 keeps its state in ``lab.first_epochs`` and the others start
+    from a copy (checked once per setting: only when pi_old equals the reference's
+    log-probs bit for bit)."""
 
     def __init__(self, lab: ZeroLossLab, beta: float, spread: float, mode: str,
                  centred: bool):
         self.lab, self.beta, self.mode = lab, float(beta), mode
+        self.setting = (float(spread), mode, bool(centred))  # what epoch 1 depends on
         self.policy = copy.deepcopy(lab.policy)
         self.policy.load_state_dict(lab.initial_state)
         # fused: one kernel for all parameters (the panel's update is ~25% faster)
@@ -433,8 +462,39 @@ class ZeroLossRun:
         check_positive_int(epochs, "epochs")
         with one_torch_thread():
             while len(self.record["loss"]) < epochs:
+                if not self.record["loss"] and self._start_from_shared_first_epoch():
+                    continue
                 self._epoch()
+                if len(self.record["loss"]) == 1:
+                    self._share_first_epoch()
         return self
+
+    def _share_first_epoch(self) -> None:
+        """Keep the state after epoch 1 for runs at other betas (see the class docstring)."""
+        kept = self.lab.first_epochs
+        if self.setting in kept or not torch.equal(self.old, self.lab.ref_logp):
+            return
+        kept[self.setting] = FirstEpoch(
+            policy_state={k: v.clone() for k, v in self.policy.state_dict().items()},
+            optimizer_state=copy.deepcopy(self.optimizer.state_dict()),
+            old=self.old,
+            record={k: v[0] for k, v in self.record.items() if k != "kl_term"})
+        if len(kept) > FIRST_EPOCHS_KEPT:
+            del kept[next(iter(kept))]  # the oldest setting
+
+    def _start_from_shared_first_epoch(self) -> bool:
+        """Take epoch 1 from ``lab.first_epochs`` if it holds this setting."""
+        first = self.lab.first_epochs.get(self.setting)
+        if first is None:
+            return False
+        self.policy.load_state_dict(first.policy_state)  # copies into the run's tensors
+        # load_state_dict keeps the given tensors: a deep copy, or two runs would share them
+        self.optimizer.load_state_dict(copy.deepcopy(first.optimizer_state))
+        self.old = first.old  # never modified in place
+        for key, value in first.record.items():
+            self.record[key].append(value)
+        self.record["kl_term"].append(self.beta * 0.0)
+        return True
 
     def _epoch(self) -> None:
         lab, mask, out = self.lab, self.mask, self.record
@@ -453,6 +513,5 @@ class ZeroLossRun:
         out["policy_term"].append(policy_term.item())
         out["kl_term"].append(self.beta * kl_term.item())
         out["grad_norm"].append(_grad_norm(list(self.policy.parameters())))
-        out["clipfrac"].append(surrogate_metrics(logp.detach(), self.old, self.adv,
-                                                 mask=mask)["clipfrac"])
+        out["clipfrac"].append(clip_fraction(logp.detach(), self.old, self.adv, mask=mask))
         self.optimizer.step()

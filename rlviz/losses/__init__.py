@@ -14,10 +14,11 @@ from .rollout_correction import (
     truncated_is_weights,
     weighted_advantages,
 )
-from .surrogate import clipped_surrogate, surrogate_metrics
+from .surrogate import clip_fraction, clipped_surrogate, surrogate_metrics
 
 __all__ = [
     "aggregate",
+    "clip_fraction",
     "clipped_surrogate",
     "gae",
     "group_advantages",

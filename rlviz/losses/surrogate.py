@@ -108,6 +108,28 @@ def clipped_surrogate(
 
 
 @torch.no_grad()
+def _clipped_tokens(ratio: torch.Tensor, adv: torch.Tensor, eps_low: float,
+                    eps_high: float) -> torch.Tensor:
+    """(B, T) bool: the clipped branch is active (the token gets no gradient)."""
+    return ((adv > 0) & (ratio > 1.0 + eps_high)) | ((adv < 0) & (ratio < 1.0 - eps_low))
+
+
+def clip_fraction(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                  eps_low: float = 0.2, eps_high: float | None = None, level: str = "token",
+                  mask: torch.Tensor | None = None) -> float:
+    """``surrogate_metrics(...)["clipfrac"]`` alone, without the other four metrics:
+    the masked share of tokens with (A > 0 and rho > 1 + eps_high) or (A < 0 and
+    rho < 1 - eps_low). 0 for an all-zero mask."""
+    eps_low, eps_high, _ = _check_clip(eps_low, eps_high, None)
+    adv, mask = _check_inputs(logp, old_logp, advantages, level, mask)
+    ratio = torch.exp(log_ratio(logp, old_logp, level, mask)).expand(logp.shape)  # (B, T)
+    clipped = _clipped_tokens(ratio, adv.expand(logp.shape), eps_low, eps_high)  # (B, T)
+    if mask is None:
+        return float(clipped.sum()) / max(clipped.numel(), 1)
+    on = mask > 0  # (B, T)
+    return float((clipped & on).sum()) / max(int(on.sum()), 1)
+
+
 def surrogate_metrics(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -143,7 +165,7 @@ def surrogate_metrics(
     def share(flags: torch.Tensor) -> float:
         return float((flags & on).sum()) / count
 
-    clipped = ((adv > 0) & (ratio > 1.0 + eps_high)) | ((adv < 0) & (ratio < 1.0 - eps_low))
+    clipped = _clipped_tokens(ratio, adv, eps_low, eps_high)  # (B, T) bool
     dual = (adv < 0) & (ratio > dual_clip) if dual_clip is not None else torch.zeros_like(on)
     approx_kl = kl_estimate(old_logp, logp, "k3")  # (B, T)
     zero = torch.zeros_like(ratio)

@@ -26,7 +26,9 @@ def zero_loss_panel(lab: ZeroLossLab | None = None) -> Panel:
     One run is kept per (beta, spread, mode, centred), for the last ``RUNS_KEPT`` settings,
     and trained only as far as the epochs slider asks (``ZeroLossRun.extend``): the first K
     epochs of a run are exactly a K-epoch run, so moving the epochs slider trains at most
-    the missing epochs, and going back to a setting trains nothing.
+    the missing epochs, and going back to a setting trains nothing. A new beta reuses the
+    first epoch of the same (spread, mode, centred) at any other beta: with the policy
+    still equal to the reference, k3 and its gradient are exactly 0 there.
     """
     lab = ZeroLossLab() if lab is None else lab
     drawing = EpochCurvesFigure(max_epochs=MAX_EPOCHS)
