@@ -159,3 +159,18 @@ def test_family_loss_with_extreme_log_ratios_and_empty_responses():
             _finite(logits.grad, values.grad)
         assert all(math.isfinite(v) for v in metrics.values()), (algo, metrics)
         logp.grad = logits.grad = values.grad = None
+
+
+def test_metrics_build_no_graph_from_inputs_that_require_grad():
+    """The diagnostics run under no_grad: a logp that requires grad (the trainer's) gives
+    floats without the 'requires_grad to a scalar' warning and without a graph."""
+    import warnings
+
+    logp = torch.randn(2, 3, requires_grad=True)
+    old, adv, mask = torch.zeros(2, 3), torch.tensor([1.0, -1.0]), torch.ones(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics = rlviz.surrogate_metrics(logp, old, adv, mask=mask)
+        share = rlviz.losses.clip_fraction(logp, old, adv, mask=mask)
+    assert share == metrics["clipfrac"]
+    assert logp.grad is None and all(isinstance(v, float) for v in metrics.values())

@@ -107,13 +107,13 @@ def clipped_surrogate(
     return loss
 
 
-@torch.no_grad()
 def _clipped_tokens(ratio: torch.Tensor, adv: torch.Tensor, eps_low: float,
                     eps_high: float) -> torch.Tensor:
     """(B, T) bool: the clipped branch is active (the token gets no gradient)."""
     return ((adv > 0) & (ratio > 1.0 + eps_high)) | ((adv < 0) & (ratio < 1.0 - eps_low))
 
 
+@torch.no_grad()
 def clip_fraction(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
                   eps_low: float = 0.2, eps_high: float | None = None, level: str = "token",
                   mask: torch.Tensor | None = None) -> float:
@@ -130,6 +130,7 @@ def clip_fraction(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
     return float((clipped & on).sum()) / max(int(on.sum()), 1)
 
 
+@torch.no_grad()
 def surrogate_metrics(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
