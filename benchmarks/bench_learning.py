@@ -17,19 +17,24 @@ settings (flags after ``--`` go to every ``rlviz train`` run, e.g. ``-- --epochs
 ``run()`` returns the rows for ``make bench``.
 
 What was tried for the 5 s target (December 2026, seeds 0-3, steps to 0.9 for
-``grpo_paper``; CPU seconds with two runs sharing the 2 cores): the defaults take 55 and 67
-steps (seeds 0, 1), 25 CPU s median. One epoch (lr 2e-3: 50, 65, 67, > 150 steps), 128
-responses a step (2 minibatches, lr 2e-3: 70-146, one > 150) and width 32 (lr 2e-3: 72-79,
-one > 150) each need 19-20 CPU s median: less work a step, more steps. Two torch threads
-made a step 5x slower. ``--positions column`` alone cuts the steps to 36-44, and lets one
-layer learn reverse: ``-- --positions column --n-layers 1 --epochs 1 --lr 0.003``. This
-script with those flags, 5 seeds, in one sitting on a quiet machine in a slow phase:
-``grpo_paper`` 5.7 s median (34 steps, 0.16 s a step), ``ppo_gae`` 6.5 s (33 steps); the
-defaults in the same sitting 28.3 s (67 steps, 0.36 s a step) and 21.8 s (47 steps).
-With real-token positions the one-layer model needs 95 and 145 steps or more than 150
-(seeds 0-3). It is not the default: it does not learn ``copy`` (0 of 4 seeds within 150
-steps; 1 of 4 with real-token positions), and every cached experiment and the notebooks
-built on them would change.
+``grpo_paper``; CPU seconds with two runs sharing the 2 cores). The defaults of the time
+(two layers, positions counted by real tokens, two epochs, lr 1e-3; now
+``rlviz.trainer.TWO_LAYER_SETTINGS``) took 55 and 67 steps (seeds 0, 1), 25 CPU s median.
+One epoch (lr 2e-3: 50, 65, 67, > 150 steps), 128 responses a step (2 minibatches, lr 2e-3:
+70-146, one > 150) and width 32 (lr 2e-3: 72-79, one > 150) each needed 19-20 CPU s
+median: less work a step, more steps. Two torch threads made a step 5x slower.
+Positions counted by column (``--positions column``) cut the steps to 36-44 and let one
+layer learn reverse; with one layer, one epoch and lr 3e-3, 29-37 steps at about half the
+cost a step. Those are the defaults now. With real-token positions the one-layer model
+needs 95 and 145 steps or more than 150 (seeds 0-3). On ``copy`` the one-layer model (lr
+3e-3) reached 0.9 within 150 steps in 0 of 4 seeds with columns, 1 of 4 with real tokens;
+the controlled experiments keep ``TWO_LAYER_SETTINGS``.
+
+Measured with this script, 5 seeds, on a quiet 2-core machine (3 December 2026):
+the old defaults ``grpo_paper`` 28.3 s (67 steps, 0.36 s a step), ``ppo_gae`` 21.8 s (47
+steps), in a slow phase of the machine; the new defaults ``grpo_paper`` 4.0-4.7 s (34 steps,
+0.12-0.16 s a step) and ``ppo_gae`` 5.5 s, then 4.8 s once prompts were encoded with one
+tensor conversion (33 steps, 0.17 and 0.14 s a step), in two sittings of the same evening.
 """
 
 from __future__ import annotations

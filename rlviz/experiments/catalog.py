@@ -30,7 +30,7 @@ register(Experiment(
     configs={**{algo: {"algo": algo} for algo in ARENA_ALGOS},
              "grpo_paper, ent_coef 0": {"algo": "grpo_paper", "ent_coef": 0.0}},
     seeds=TEN_SEEDS,
-    base={"steps": 60},
+    base={"steps": 40},
     metrics=("reward", "greedy_reward", "response_length", "entropy", "clipfrac", "kl_ref",
              "loss", "seconds"),
 ))
@@ -44,7 +44,7 @@ register(Experiment(
                 "trainer's defaults, as the arena: only cfg.algo changes",
     configs={algo: {"algo": algo} for algo in ARENA_2025_ALGOS},
     seeds=TEN_SEEDS,
-    base={"steps": 60},
+    base={"steps": 40},
     metrics=("reward", "greedy_reward", "response_length", "entropy", "clipfrac", "kl_ref",
              "loss", "seconds"),
 ))

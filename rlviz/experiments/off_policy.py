@@ -49,6 +49,7 @@ from ..rollout import collect_rollout
 from ..rollout_engine import RolloutEngine, recompute_old_logp
 from ..tasks import get_task
 from ..trainer import (
+    TWO_LAYER_SETTINGS,
     TrainConfig,
     _cpu_settings,
     build_policy,
@@ -89,9 +90,11 @@ HIST_BINS = 60
 # ---------------------------------------------------------------------------------------
 def base_config(seed: int = 0) -> TrainConfig:
     """The toy run every source starts from: GRPO on "reverse", 256 samples (32 prompts x
-    8), lr 1e-3 (the trainer's default)."""
-    return TrainConfig(algo="grpo_paper", task="reverse", samples_per_step=256, epochs=1,
-                       minibatches=1, seed=seed, eval_every=10_000, steps=10)
+    8), the two-layer model of ``TWO_LAYER_SETTINGS`` (lr 1e-3), one epoch of one
+    minibatch."""
+    return TrainConfig(**{**TWO_LAYER_SETTINGS, "epochs": 1}, algo="grpo_paper",
+                       task="reverse", samples_per_step=256, minibatches=1, seed=seed,
+                       eval_every=10_000, steps=10)
 
 
 def warm_start(cfg: TrainConfig):
@@ -382,7 +385,7 @@ def gspo_grpo_gradients(shift: float, seed: int = 0, eps: float = 10.0) -> dict:
 # ---------------------------------------------------------------------------------------
 LEARNING_BASE = dict(algo="grpo_paper", task="copy", steps=40, samples_per_step=128,
                      epochs=1, minibatches=4, lr=5e-3, hidden_size=32, n_layers=1,
-                     eval_every=10_000)
+                     positions="real", eval_every=10_000)
 ENGINE = dict(rollout_dtype="bfloat16", rollout_top_p=0.8, old_logp_source="recompute")
 STALE = dict(staleness=4, old_logp_source="recompute")  # 4 steps x 4 minibatches = 16 Adam steps
 LEARNING_CONFIGS = {

@@ -47,8 +47,10 @@ def training_panel(initial: TrainResult | None = None) -> Panel:
     Training takes seconds, so the panel has a Run button. Building it does not train:
     it shows ``initial`` (a ``TrainResult`` computed before) if given, else empty axes.
     Runs are deterministic, so each setting is trained once and then shown from a cache.
-    The default run is short (10 steps of 64 samples, about a second); 40 steps of 256
-    samples take about 10 s (full runs to a reward of 0.9: ``rlviz.train`` or the CLI).
+    The default run is short (10 steps of 64 samples, under a second); 40 steps of 256
+    samples take about 5 s, enough for "reverse" to reach a reward near 0.9. (The first
+    run in a fresh Python process pays 2-3 s more, once: building the first optimizer
+    makes torch import ``torch._dynamo``.)
     """
     drawing = TrainingCurvesFigure()
     history: list[TrainResult] = []
