@@ -30,11 +30,13 @@ needs 95 and 145 steps or more than 150 (seeds 0-3). On ``copy`` the one-layer m
 3e-3) reached 0.9 within 150 steps in 0 of 4 seeds with columns, 1 of 4 with real tokens;
 the controlled experiments keep ``TWO_LAYER_SETTINGS``.
 
-Measured with this script, 5 seeds, on a quiet 2-core machine (3 December 2026):
-the old defaults ``grpo_paper`` 28.3 s (67 steps, 0.36 s a step), ``ppo_gae`` 21.8 s (47
-steps), in a slow phase of the machine; the new defaults ``grpo_paper`` 4.0-4.7 s (34 steps,
-0.12-0.16 s a step) and ``ppo_gae`` 5.5 s, then 4.8 s once prompts were encoded with one
-tensor conversion (33 steps, 0.17 and 0.14 s a step), in two sittings of the same evening.
+Measured with this script, 5 seeds, on a quiet 2-core machine (3 December 2026; each
+figure is the median over seeds of its own column, so seconds are not steps x seconds a
+step): the old defaults ``grpo_paper`` 28.3 s (67 steps; 0.36 s a step over the run),
+``ppo_gae`` 21.8 s (47 steps), in a slow phase of the machine; the new defaults
+``grpo_paper`` 4.7 s, then 4.0 s (34 steps; 0.16, then 0.12 s a step) and ``ppo_gae`` 5.5 s,
+then 4.8 s (33 steps; 0.17, then 0.14 s a step), in two sittings of the same evening, the
+second after prompts were encoded with one tensor conversion (~5 ms less a step).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """A tiny causal transformer policy with a value head, for the toy tasks of notebook 06.
 
 Unlike the demo's ``TinyPolicy`` (which sees one token at a time), this model reads its
-whole context: a 2-layer pre-LayerNorm transformer (d = 64, 4 heads, about 100k
-parameters) with learned positions, causal self-attention, a language-model head and a
-scalar value head on the same trunk (the value head is trained by ``"ppo_gae"`` only).
+whole context: a pre-LayerNorm transformer (d = 64, 4 heads; 2 layers by default, about
+100k parameters; the trainer builds 1 layer with column positions, 53k) with learned
+positions, causal self-attention, a language-model head and a scalar value head on the
+same trunk (the value head is trained by ``"ppo_gae"`` only).
 
 Conventions (the same as Hugging Face causal LMs, TRL and verl):
 

@@ -82,7 +82,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train a tiny causal policy on a toy task (PPO, GRPO and variants)",
-        description="Train a ~100k-parameter causal transformer on a toy task with a\n"
+        description="Train a ~53k-parameter causal transformer on a toy task with a\n"
         "verifiable reward, using one algorithm of LOSS_FN_REGISTRY with its own default\n"
         "hyper-parameters. Prints a progress bar and a summary; --out writes one CSV row\n"
         "of metrics per step.",

@@ -98,8 +98,9 @@ def training_panel(initial: TrainResult | None = None) -> Panel:
         drawing,
         update,
         run_button=True,
-        description="Each Run trains a fresh 100k-parameter policy from the seed: about a "
-        "second per 10 steps of 64 samples, 10 s for 40 steps of 256. Grey: the previous run.",
+        description="Each Run trains a fresh 53k-parameter policy from the seed: under a "
+        "second for 10 steps of 64 samples, about 5 s for 40 steps of 256. Grey: the previous "
+        "run.",
     )
     panel.history = history
     return panel
