@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["bench_panels", "bench_notebooks", "bench_losses", "bench_learning", "bench_fresh_clone"]
+ORDER = ["bench_panels", "bench_notebooks", "bench_losses", "bench_learning", "bench_arena",
+         "bench_fresh_clone"]
 
 
 def discover(selected: list[str]) -> list[str]:

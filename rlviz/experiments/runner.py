@@ -353,13 +353,17 @@ def run_experiment(experiment: Experiment, cache_dir: Path | str | None = None,
             pool = multiprocessing.get_context("spawn").Pool(
                 min(workers, len(todo)), initializer=_worker_init)
             results = pool.imap_unordered(_worker_run, todo)
+        completed = False
         try:
             for record in results:
                 _write_line(handle, record)
                 bar.update(1)
+            completed = True
         finally:
             if pool is not None:
-                pool.terminate()
+                # done: let the workers exit on their own (terminating them leaks a
+                # semaphore); interrupted: stop them now, the finished rows are written
+                pool.close() if completed else pool.terminate()
                 pool.join()
             bar.close()
     return load_results(experiment.name, cache_dir)
