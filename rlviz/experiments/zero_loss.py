@@ -416,6 +416,16 @@ class ZeroLossLab:
         return ZeroLossRun(self, beta, spread, mode, centred)
 
 
+def _optimizer_state_copy(state_dict: dict) -> dict:
+    """An optimizer ``state_dict`` with its state tensors cloned: what ``copy.deepcopy``
+    gives for Adam's (tensors, numbers, lists), in ~0.06 ms instead of ~0.5."""
+    return {"state": {index: {key: value.clone() if torch.is_tensor(value) else value
+                              for key, value in state.items()}
+                      for index, state in state_dict["state"].items()},
+            "param_groups": [dict(group, params=list(group["params"]))
+                             for group in state_dict["param_groups"]]}
+
+
 FIRST_EPOCHS_KEPT = 64  # settings whose first epoch a ZeroLossLab keeps (~0.2 MB each)
 
 
@@ -476,7 +486,7 @@ class ZeroLossRun:
             return
         kept[self.setting] = FirstEpoch(
             policy_state={k: v.clone() for k, v in self.policy.state_dict().items()},
-            optimizer_state=copy.deepcopy(self.optimizer.state_dict()),
+            optimizer_state=_optimizer_state_copy(self.optimizer.state_dict()),
             old=self.old,
             record={k: v[0] for k, v in self.record.items() if k != "kl_term"})
         if len(kept) > FIRST_EPOCHS_KEPT:
@@ -488,8 +498,8 @@ class ZeroLossRun:
         if first is None:
             return False
         self.policy.load_state_dict(first.policy_state)  # copies into the run's tensors
-        # load_state_dict keeps the given tensors: a deep copy, or two runs would share them
-        self.optimizer.load_state_dict(copy.deepcopy(first.optimizer_state))
+        # load_state_dict keeps the given tensors: a copy, or two runs would share them
+        self.optimizer.load_state_dict(_optimizer_state_copy(first.optimizer_state))
         self.old = first.old  # never modified in place
         for key, value in first.record.items():
             self.record[key].append(value)
