@@ -124,9 +124,7 @@ def clip_fraction(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
     adv, mask = _check_inputs(logp, old_logp, advantages, level, mask)
     ratio = torch.exp(log_ratio(logp, old_logp, level, mask)).expand(logp.shape)  # (B, T)
     clipped = _clipped_tokens(ratio, adv.expand(logp.shape), eps_low, eps_high)  # (B, T)
-    if mask is None:
-        return float(clipped.sum()) / max(clipped.numel(), 1)
-    on = mask > 0  # (B, T)
+    on = torch.ones_like(clipped) if mask is None else mask > 0  # (B, T)
     return float((clipped & on).sum()) / max(int(on.sum()), 1)
 
 
